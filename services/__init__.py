@@ -1,0 +1,1 @@
+"""newsflow's stages, one package each, and the `newsflow` command."""

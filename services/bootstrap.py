@@ -1,0 +1,63 @@
+"""The one place that wires dependencies: settings -> Redis URL -> the stage's resources -> its FastStream app."""
+
+from __future__ import annotations
+
+import asyncio
+
+from faststream import FastStream
+
+from shared import embedded
+from shared.logging import get_logger
+from shared.settings import Settings
+from shared.transport.app import build_app, redis_client
+from shared.transport.runner import StageRunner
+
+log = get_logger("newsflow.bootstrap")
+
+WORKER_STAGES = ("cleaner", "classifier", "storage")
+
+
+def redis_url(settings: Settings, *, persistent: bool = True) -> str:
+    """REDIS_URL, or the embedded server in the data directory, started if nobody has yet."""
+    return settings.redis_url or embedded.ensure_running(settings.data_dir, persistent=persistent)
+
+
+def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, StageRunner]:
+    if stage == "cleaner":
+        from services.cleaner import app as cleaner
+        from services.cleaner.dedup import ExactDuplicateIndex
+
+        dedup_redis = redis_client(url)
+        spec = cleaner.spec(ExactDuplicateIndex(dedup_redis, settings.stream_prefix), settings.max_body_bytes)
+        return build_app(spec, settings, url, on_shutdown=dedup_redis.aclose)
+    if stage == "classifier":
+        from services.classifier import app as classifier
+        from services.classifier.transform import load_resources
+
+        return build_app(classifier.spec(load_resources(settings.classifier)), settings, url)
+    if stage == "storage":
+        from services.storage import app as storage
+        from services.storage.repository import open_repository
+
+        repo = open_repository(settings.effective_database_url())
+
+        async def start() -> None:
+            await connect_with_retry(repo)
+            applied = await repo.migrate()
+            if applied:
+                log.info("migrations_applied", migrations=applied)
+
+        return build_app(storage.spec(repo), settings, url, on_startup=start, on_shutdown=repo.close)
+    raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(WORKER_STAGES)}")
+
+
+async def connect_with_retry(repo: object, max_delay: float = 5.0) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await repo.connect()  # type: ignore[attr-defined]
+            return
+        except Exception as exc:  # the database may come up after us: wait, never crash-loop
+            log.warning("waiting_for_database", error=f"{type(exc).__name__}: {exc}"[:200], retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)

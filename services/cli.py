@@ -1,0 +1,339 @@
+"""The `newsflow` command: run stages, push articles, watch streams, inspect and replay dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+COMMANDS = ("worker", "up", "ingest", "demo", "status", "tail", "dlq", "schemas", "docs", "db")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="newsflow", description="Event-driven news ingestion on Redis Streams.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    w = sub.add_parser("worker", help="run one stage, long-running, graceful on SIGTERM")
+    w.add_argument("stage", choices=("cleaner", "classifier", "storage"))
+
+    u = sub.add_parser("up", help="run every stage, each in its own process, restarting any that dies")
+    u.add_argument("--stages", default="cleaner,classifier,storage")
+
+    i = sub.add_parser("ingest", help="push .txt/.html/.json/.jsonl files, folders or stdin (-) to {prefix}:raw")
+    i.add_argument("paths", nargs="+")
+    i.add_argument("--source", default=None)
+
+    d = sub.add_parser("demo", help="run the whole pipeline on the bundled samples (or PATHs) and show the result")
+    d.add_argument("paths", nargs="*")
+    d.add_argument("--timeout", type=float, default=120.0)
+
+    sub.add_parser("status", help="stream lengths; per group: consumers, pending, lag, oldest pending age")
+
+    t = sub.add_parser("tail", help="follow {prefix}:enriched as a downstream consumer would")
+    t.add_argument("--group", help="read in this consumer group and ack, as a downstream service does")
+    t.add_argument("--from-start", action="store_true", help="start at the beginning of the stream")
+    t.add_argument("--json", action="store_true", help="print each body as a JSON line")
+    t.add_argument("--count", type=int, default=0, help="stop after this many articles (0: never)")
+
+    q = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
+    qs = q.add_subparsers(dest="dlq_command", required=True)
+    ql = qs.add_parser("list")
+    ql.add_argument("--stage")
+    ql.add_argument("--count", type=int, default=50)
+    qsh = qs.add_parser("show")
+    qsh.add_argument("id")
+    qr = qs.add_parser("replay", help="re-publish to the stage's input stream, then delete from the DLQ")
+    qr.add_argument("--stage")
+    grp = qr.add_mutually_exclusive_group(required=True)
+    grp.add_argument("--id", action="append")
+    grp.add_argument("--all", action="store_true")
+    qp = qs.add_parser("purge")
+    qp.add_argument("--stage")
+    qp.add_argument("--id", action="append")
+
+    s = sub.add_parser("schemas", help="write the contract's JSON Schema files")
+    s.add_argument("--out", default="schemas")
+
+    dc = sub.add_parser("docs", help="write the AsyncAPI document of every stream")
+    dc.add_argument("--out", default="docs/asyncapi.yaml")
+
+    db = sub.add_parser("db", help="database tasks")
+    db.add_argument("action", choices=("migrate",))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from shared.logging import configure
+    from shared.settings import Settings
+
+    settings = Settings()
+    configure(settings.log_level, settings.log_format, stage=getattr(args, "stage", None) if args.command == "worker" else None)
+    handler = globals()[f"cmd_{args.command}"]
+    return int(handler(args, settings) or 0)
+
+
+# -- running stages ---------------------------------------------------------------------------------
+
+def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
+    import asyncio
+
+    from services.bootstrap import build_worker, redis_url
+
+    app, _ = build_worker(args.stage, settings, redis_url(settings))
+    asyncio.run(app.run())
+    return 0
+
+
+def _spawn(stage: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", stage], env=env)
+
+
+class Supervisor:
+    """Child processes, one per stage; a child that dies is restarted with backoff until we are told to stop."""
+
+    def __init__(self, stages: list[str], env: dict[str, str]) -> None:
+        self.stages = stages
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarts: dict[str, int] = {s: 0 for s in stages}
+        self.next_start: dict[str, float] = {}
+        self.stopping = False
+
+    def start(self) -> None:
+        for stage in self.stages:
+            self.procs[stage] = _spawn(stage, self.env)
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        for stage, proc in list(self.procs.items()):
+            if proc.poll() is None or self.stopping:
+                continue
+            if stage not in self.next_start:
+                self.restarts[stage] += 1
+                delay = min(30.0, 0.5 * 2 ** min(self.restarts[stage], 6))
+                print(f"newsflow: {stage} exited with {proc.returncode}; restarting in {delay:.1f}s", file=sys.stderr)
+                self.next_start[stage] = now + delay
+            elif now >= self.next_start[stage]:
+                del self.next_start[stage]
+                self.procs[stage] = _spawn(stage, self.env)
+
+    def stop(self, timeout: float) -> None:
+        self.stopping = True
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()  # reclaim covers whatever it held
+
+
+def _worker_env(settings: Any, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["REDIS_URL"] = url
+    env["DATABASE_URL"] = settings.effective_database_url()
+    env.setdefault("NEWSFLOW_STREAM_PREFIX", settings.stream_prefix)
+    env.update(extra or {})
+    return env
+
+
+def cmd_up(args: argparse.Namespace, settings: Any) -> int:
+    from services.bootstrap import redis_url
+
+    url = redis_url(settings)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    sup = Supervisor(stages, _worker_env(settings, url))
+    stop = {"now": False}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sup.start()
+    print(f"newsflow: running {', '.join(stages)} on {url}; Ctrl-C stops", file=sys.stderr)
+    while not stop["now"]:
+        sup.poll()
+        time.sleep(0.2)
+    sup.stop(settings.shutdown_timeout_s + 5)
+    return 0
+
+
+# -- pushing and reading ----------------------------------------------------------------------------
+
+def _redis(settings: Any) -> Any:
+    import redis
+
+    from services.bootstrap import redis_url
+
+    return redis.Redis.from_url(redis_url(settings))
+
+
+def push_articles(r: Any, stream: str, articles: list[Any]) -> list[str]:
+    """XADD each article as `body` JSON, the way any upstream scraper does. Returns the stream entry ids."""
+    ids: list[str] = []
+    for i in range(0, len(articles), 500):
+        with r.pipeline(transaction=False) as pipe:
+            for article in articles[i : i + 500]:
+                pipe.xadd(stream, {"body": json.dumps(article, ensure_ascii=False)})
+            ids.extend(x.decode() for x in pipe.execute())
+    return ids
+
+
+def load_articles(paths: list[str], source: str | None = None) -> list[Any]:
+    from services.fetcher.files import articles_from_file, articles_from_stdin, iter_paths
+
+    out: list[Any] = []
+    if paths == ["-"]:
+        return list(articles_from_stdin(source))
+    for path in iter_paths(paths):
+        out.extend(articles_from_file(path, source))
+    return out
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Any) -> int:
+    from shared.topology import Topology
+
+    articles = load_articles(args.paths, args.source)
+    ids = push_articles(_redis(settings), Topology(settings.stream_prefix).raw, articles)
+    print(f"pushed {len(ids)} article(s) to {Topology(settings.stream_prefix).raw}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Any) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from shared.topology import Topology
+    from shared.transport.admin import status
+
+    info = status(_redis(settings), Topology(settings.stream_prefix))
+    table = Table(title="newsflow streams")
+    for col in ("stream", "length", "group", "consumers", "pending", "lag", "oldest pending (s)"):
+        table.add_column(col)
+    for stream, s in info["streams"].items():
+        if not s["groups"]:
+            table.add_row(stream, str(s["length"]), "-", "", "", "", "")
+        for g in s["groups"]:
+            table.add_row(stream, str(s["length"]), g["group"], str(g["consumers"]), str(g["pending"]), str(g["lag"]), str(g["oldest_pending_age_s"] or ""))
+    Console().print(table)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace, settings: Any) -> int:
+    from shared.topology import Topology
+
+    r = _redis(settings)
+    stream = Topology(settings.stream_prefix).enriched
+    seen = 0
+    last = "0" if args.from_start else "$"
+    consumer = f"tail-{os.getpid()}"
+    if args.group:
+        try:
+            r.xgroup_create(stream, args.group, id="0" if args.from_start else "$", mkstream=True)
+        except Exception as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+    try:
+        while not args.count or seen < args.count:
+            if args.group:
+                # Pending first ("0"), so entries read before a crash are seen again: at-least-once.
+                reply = r.xreadgroup(args.group, consumer, {stream: "0"}, count=100) or []
+                if not reply or not reply[0][1]:
+                    reply = r.xreadgroup(args.group, consumer, {stream: ">"}, count=100, block=1000) or []
+            else:
+                reply = r.xread({stream: last}, count=100, block=1000) or []
+            for _, entries in reply:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    body = json.loads(fields[b"body"])
+                    if args.json:
+                        print(json.dumps(body, ensure_ascii=False), flush=True)
+                    else:
+                        topics = ",".join(t["label"] for t in body.get("topics", [])[:3])
+                        print(f"{entry_id.decode()}  {body['id'][:12]}  {body.get('language')}  [{topics}]  {(body.get('title') or '')[:70]}", flush=True)
+                    if args.group:
+                        r.xack(stream, args.group, entry_id)
+                    seen += 1
+                    if args.count and seen >= args.count:
+                        return 0
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_dlq(args: argparse.Namespace, settings: Any) -> int:
+    from shared.topology import Topology
+    from shared.transport import admin
+
+    r = _redis(settings)
+    topo = Topology(settings.stream_prefix)
+    if args.dlq_command == "list":
+        for row in admin.dlq_list(r, topo, count=args.count, stage=args.stage):
+            print(f"{row['id']}  {row['stage']:<10}  attempts={row['attempts']}  {row['error'][:100]}")
+    elif args.dlq_command == "show":
+        row = admin.dlq_show(r, topo, args.id)
+        if row is None:
+            print(f"no dead letter {args.id}", file=sys.stderr)
+            return 1
+        print(json.dumps(row, indent=2, ensure_ascii=False))
+    elif args.dlq_command == "replay":
+        done = admin.dlq_replay(r, topo, ids=None if args.all else args.id, stage=args.stage)
+        print(f"replayed {len(done)} dead letter(s)")
+    elif args.dlq_command == "purge":
+        print(f"purged {admin.dlq_purge(r, topo, ids=args.id, stage=args.stage)} dead letter(s)")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace, settings: Any) -> int:
+    from shared.contract import write_json_schemas
+
+    for path in write_json_schemas(args.out):
+        print(path)
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace, settings: Any) -> int:
+    from shared.asyncapi import asyncapi_yaml
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(asyncapi_yaml(settings), encoding="utf-8")
+    print(args.out)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Any) -> int:
+    import asyncio
+
+    from services.storage.repository import open_repository
+
+    async def migrate() -> list[str]:
+        repo = open_repository(settings.effective_database_url())
+        await repo.connect()
+        try:
+            return await repo.migrate()
+        finally:
+            await repo.close()
+
+    applied = asyncio.run(migrate())
+    print("applied: " + (", ".join(applied) if applied else "nothing, the schema is current"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Any) -> int:
+    from services.demo import run_demo
+
+    return run_demo(args.paths, settings, timeout=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

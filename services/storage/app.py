@@ -1,0 +1,58 @@
+"""storage: reads `{prefix}:classified`, upserts a batch in one transaction, then announces on `{prefix}:enriched`.
+
+The announcement is published, and the input acked, only after the commit. A re-delivered article that
+is already stored unchanged is announced again only when it was a re-delivery (deliveries > 1): that is
+the case of a crash between commit and publish, where the first announcement may never have gone out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from shared.contract import ClassifiedArticle, EnrichedArticle, utcnow
+from shared.errors import TransientError
+from shared.transport import Outcome, StageSpec
+from shared.transport.runner import Item
+
+from .repository import Repository, Row, doc_hash
+
+
+def _decode(body: Any) -> tuple[ClassifiedArticle, list[str]]:
+    return ClassifiedArticle.model_validate(body), []
+
+
+def _transient_db_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (
+        sqlite3.OperationalError,  # locked, or the file went away
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.TooManyConnectionsError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CrashShutdownError,
+        OSError,
+    )
+
+
+def spec(repo: Repository) -> StageSpec:
+    async def process(items: list[Item]) -> list[Outcome]:
+        now = utcnow()
+        rows = []
+        for _, article in items:
+            assert isinstance(article, ClassifiedArticle)
+            enriched = EnrichedArticle(**article.model_dump(), stored_at=now)
+            rows.append(Row(enriched, doc_hash(article)))
+        changes = await repo.upsert_many(rows)
+        outcomes = []
+        for (entry, _), row in zip(items, rows):
+            announce = changes.get(row.article.id) != "unchanged" or entry.deliveries > 1
+            outcomes.append(Outcome(entry, output=row.article if announce else None, article_id=row.article.id))
+        return outcomes
+
+    return StageSpec(
+        name="storage", input="classified", output="enriched", decode=_decode, process=process,
+        transient=(TransientError, *_transient_db_errors()),
+    )

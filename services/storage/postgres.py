@@ -1,0 +1,121 @@
+"""The PostgreSQL adapter: asyncpg, one transaction and one round trip per batch (jsonb_to_recordset)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from .repository import Change, Row, _statements, migrations
+
+_UPSERT = """
+WITH incoming AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+        id text, url text, source text, title text, text text, language text, published_at timestamptz,
+        word_count int, duplicate_of text, content_hash text, doc_hash text, doc jsonb, stored_at timestamptz)
+)
+INSERT INTO articles AS a (id, url, source, title, text, language, published_at, word_count, duplicate_of,
+                           content_hash, doc_hash, doc, stored_at, updated_at)
+SELECT id, url, source, title, text, language, published_at, word_count, duplicate_of,
+       content_hash, doc_hash, doc, stored_at, stored_at FROM incoming
+ON CONFLICT (id) DO UPDATE SET
+    url = excluded.url, source = excluded.source, title = excluded.title, text = excluded.text,
+    language = excluded.language, published_at = excluded.published_at, word_count = excluded.word_count,
+    duplicate_of = excluded.duplicate_of, content_hash = excluded.content_hash, doc_hash = excluded.doc_hash,
+    doc = excluded.doc, updated_at = excluded.updated_at
+WHERE a.doc_hash IS DISTINCT FROM excluded.doc_hash
+RETURNING id, (xmax = 0) AS inserted
+"""
+
+
+class PostgresRepository:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.pool: asyncpg.Pool | None = None
+
+    async def connect(self) -> None:
+        if self.pool is None:
+            self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4, command_timeout=60)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
+
+    @property
+    def _pool(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError("repository is not connected")
+        return self.pool
+
+    async def ping(self) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def migrate(self) -> list[str]:
+        applied = []
+        async with self._pool.acquire() as conn:
+            # One migrator at a time across every storage replica.
+            await conn.execute("SELECT pg_advisory_lock(7418800101)")
+            try:
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+                for version, name, sql in migrations("postgres"):
+                    if version in done:
+                        continue
+                    async with conn.transaction():
+                        for statement in _statements(sql):
+                            await conn.execute(statement)
+                        await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+                    applied.append(name)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(7418800101)")
+        return applied
+
+    async def upsert_many(self, rows: list[Row]) -> dict[str, Change]:
+        latest: dict[str, Row] = {}
+        for row in rows:  # one statement cannot touch a row twice: the last version in the batch wins
+            latest[row.article.id] = row
+        payload = json.dumps([_record(r) for r in latest.values()])
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await conn.fetch(_UPSERT, payload)
+            ids = [r["id"] for r in changed]
+            if ids:
+                await conn.execute("DELETE FROM article_topics WHERE article_id = ANY($1)", ids)
+                await conn.execute("DELETE FROM article_places WHERE article_id = ANY($1)", ids)
+                topics = [(i, t.label, t.code, t.score) for i in ids for t in latest[i].article.topics]
+                places = list({(i, p.name, p.kind, p.code): None for i in ids for p in latest[i].article.places})
+                if topics:
+                    await conn.executemany("INSERT INTO article_topics (article_id, label, code, score) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", topics)
+                if places:
+                    await conn.executemany("INSERT INTO article_places (article_id, name, kind, code) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", places)
+        result: dict[str, Change] = {i: "unchanged" for i in latest}
+        for r in changed:
+            result[r["id"]] = "inserted" if r["inserted"] else "updated"
+        return result
+
+    async def get(self, article_id: str) -> dict[str, Any] | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT doc::text AS doc, stored_at FROM articles WHERE id = $1", article_id)
+        return None if row is None else {**json.loads(row["doc"]), "stored_at": row["stored_at"].isoformat()}
+
+    async def count(self) -> int:
+        async with self._pool.acquire() as conn:
+            return int(await conn.fetchval("SELECT count(*) FROM articles"))
+
+    async def ids(self) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return [r["id"] for r in await conn.fetch("SELECT id FROM articles")]
+
+
+def _record(row: Row) -> dict[str, Any]:
+    a = row.article
+    return {
+        "id": a.id, "url": a.url, "source": a.source, "title": a.title, "text": a.text, "language": a.language,
+        "published_at": a.published_at.isoformat() if a.published_at else None, "word_count": a.word_count,
+        "duplicate_of": a.duplicate_of, "content_hash": a.content_hash, "doc_hash": row.hash,
+        "doc": json.loads(a.model_dump_json(exclude={"stored_at"})), "stored_at": a.stored_at.isoformat(),
+    }

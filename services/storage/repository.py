@@ -1,0 +1,216 @@
+"""One repository interface, two adapters: SQLite (embedded default) and PostgreSQL (asyncpg).
+
+`upsert_many` writes a batch in one transaction, keyed on the article id, and says per id whether the
+row was inserted, updated or already held the same document, so storage can announce only real changes.
+Migrations are numbered SQL files per backend, recorded in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any, Literal, Protocol
+from urllib.parse import urlparse
+
+from shared.contract import ClassifiedArticle, EnrichedArticle
+
+Change = Literal["inserted", "updated", "unchanged"]
+
+
+def doc_hash(article: ClassifiedArticle) -> str:
+    """A hash of everything but storage's own timestamps, to tell a real change from a re-delivery."""
+    data = article.model_dump(mode="json", exclude={"stored_at"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def migrations(backend: str) -> list[tuple[int, str, str]]:
+    folder = resources.files("services.storage") / "migrations" / backend
+    found = []
+    for item in folder.iterdir():
+        if item.name.endswith(".sql"):
+            version = int(item.name.split("_", 1)[0])
+            found.append((version, item.name, item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+@dataclass
+class Row:
+    article: EnrichedArticle
+    hash: str
+
+
+class Repository(Protocol):
+    async def connect(self) -> None: ...
+    async def close(self) -> None: ...
+    async def migrate(self) -> list[str]: ...
+    async def upsert_many(self, rows: list[Row]) -> dict[str, Change]: ...
+    async def get(self, article_id: str) -> dict[str, Any] | None: ...
+    async def count(self) -> int: ...
+    async def ping(self) -> None: ...
+
+
+def open_repository(database_url: str) -> Repository:
+    scheme = urlparse(database_url).scheme
+    if scheme in ("postgres", "postgresql"):
+        from .postgres import PostgresRepository
+
+        return PostgresRepository(database_url)
+    if scheme == "sqlite":
+        return SqliteRepository(sqlite_path(database_url))
+    raise ValueError(f"DATABASE_URL must be postgresql://... or sqlite:///path, got {scheme or database_url!r}")
+
+
+def sqlite_path(database_url: str) -> str:
+    # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
+    rest = database_url.split("sqlite://", 1)[1]
+    return rest[1:] if rest.startswith("/") and not rest.startswith("//") else rest[1:] if rest.startswith("//") else rest
+
+
+class SqliteRepository:
+    """stdlib sqlite3 on a worker thread; WAL and a busy timeout so several storage processes can share a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        async with self._lock:
+            return await asyncio.to_thread(fn, *args)
+
+    async def connect(self) -> None:
+        if self._conn is not None:
+            return
+        import os
+
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+
+        def open_() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            return conn
+
+        self._conn = await asyncio.to_thread(open_)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.to_thread(conn.close)
+
+    async def ping(self) -> None:
+        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("repository is not connected")
+        return self._conn
+
+    async def migrate(self) -> list[str]:
+        def apply() -> list[str]:
+            db = self._db
+            db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+            done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for version, name, sql in migrations("sqlite"):
+                if version in done:
+                    continue
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    if version in {r[0] for r in db.execute("SELECT version FROM schema_migrations")}:
+                        db.execute("ROLLBACK")
+                        continue  # another process applied it while we waited for the lock
+                    for statement in _statements(sql):
+                        db.execute(statement)
+                    db.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                applied.append(name)
+            return applied
+
+        return await self._run(apply)
+
+    async def upsert_many(self, rows: list[Row]) -> dict[str, Change]:
+        def write() -> dict[str, Change]:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [r.article.id for r in rows]
+                existing: dict[str, str] = {}
+                for i in range(0, len(ids), 500):
+                    chunk = ids[i : i + 500]
+                    q = f"SELECT id, doc_hash FROM articles WHERE id IN ({','.join('?' * len(chunk))})"
+                    existing.update(db.execute(q, chunk).fetchall())
+                result: dict[str, Change] = {}
+                for row in rows:
+                    a = row.article
+                    old = existing.get(a.id)
+                    if old == row.hash:
+                        result.setdefault(a.id, "unchanged")
+                        continue
+                    db.execute(_SQLITE_UPSERT, _sqlite_values(row))
+                    db.execute("DELETE FROM article_topics WHERE article_id = ?", (a.id,))
+                    db.execute("DELETE FROM article_places WHERE article_id = ?", (a.id,))
+                    db.executemany(
+                        "INSERT OR REPLACE INTO article_topics (article_id, label, code, score) VALUES (?, ?, ?, ?)",
+                        [(a.id, t.label, t.code, t.score) for t in a.topics],
+                    )
+                    db.executemany(
+                        "INSERT OR REPLACE INTO article_places (article_id, name, kind, code) VALUES (?, ?, ?, ?)",
+                        [(a.id, p.name, p.kind, p.code) for p in a.places],
+                    )
+                    result[a.id] = "inserted" if old is None and a.id not in result else result.get(a.id, "updated")
+                    existing[a.id] = row.hash
+                db.execute("COMMIT")
+                return result
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        return await self._run(write)
+
+    async def get(self, article_id: str) -> dict[str, Any] | None:
+        row = await self._run(lambda: self._db.execute("SELECT doc, stored_at FROM articles WHERE id = ?", (article_id,)).fetchone())
+        return None if row is None else {**json.loads(row[0]), "stored_at": row[1]}
+
+    async def count(self) -> int:
+        return int((await self._run(lambda: self._db.execute("SELECT count(*) FROM articles").fetchone()))[0])
+
+    async def ids(self) -> list[str]:
+        return [r[0] for r in await self._run(lambda: self._db.execute("SELECT id FROM articles").fetchall())]
+
+
+_COLUMNS = ("id", "url", "source", "title", "text", "language", "published_at", "word_count", "duplicate_of",
+            "content_hash", "doc_hash", "doc", "stored_at", "updated_at")
+
+_SQLITE_UPSERT = (
+    f"INSERT INTO articles ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("id", "stored_at"))
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _sqlite_values(row: Row) -> tuple[Any, ...]:
+    a = row.article
+    doc = a.model_dump_json(exclude={"stored_at"})
+    return (a.id, a.url, a.source, a.title, a.text, a.language, _iso(a.published_at), a.word_count, a.duplicate_of,
+            a.content_hash, row.hash, doc, _iso(a.stored_at), _iso(a.stored_at))
+
+
+def _statements(sql: str) -> list[str]:
+    return [s.strip() for s in sql.split(";") if s.strip()]

@@ -1,0 +1,1 @@
+"""Code every newsflow stage shares: the public contract, settings, logging and the transport."""

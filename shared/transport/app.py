@@ -1,0 +1,119 @@
+"""The FastStream app around a stage: a batch subscriber on the input group, plus the maintenance loop.
+
+FastStream reads (XREADGROUP COUNT batch_size); we take the raw entries, so its own envelope never
+touches the public streams, and we ack ourselves in the same MULTI/EXEC that publishes (AckPolicy.MANUAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import redis.asyncio as aredis
+from faststream import FastStream
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+
+from shared.logging import get_logger
+from shared.settings import Settings
+
+from .entries import Entry
+from .reclaim import maintenance_loop
+from .runner import StageRunner, StageSpec
+
+log = get_logger("newsflow.app")
+
+
+async def _raw_parser(msg: Any) -> StreamMessage[Any]:
+    # The entries are kept as bytes: a body that is not UTF-8 or not JSON must reach the DLQ, not crash a parser.
+    return StreamMessage(raw_message=msg, body=b"")
+
+
+async def _raw_decoder(msg: StreamMessage[Any]) -> Any:
+    return msg.raw_message
+
+
+def redis_client(url: str) -> aredis.Redis:
+    return aredis.Redis.from_url(url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15)
+
+
+def build_app(
+    spec: StageSpec,
+    settings: Settings,
+    redis_url: str,
+    *,
+    on_startup: Callable[[], Any] | None = None,
+    on_shutdown: Callable[[], Any] | None = None,
+    description: str = "",
+) -> tuple[FastStream, StageRunner]:
+    consumer = settings.consumer_name()
+    runner = StageRunner(spec, settings, redis_client(redis_url), consumer)
+    broker = RedisBroker(redis_url, logger=None, graceful_timeout=settings.shutdown_timeout_s)
+
+    @broker.subscriber(
+        stream=StreamSub(
+            runner.input_stream,
+            group=runner.group,
+            consumer=consumer,
+            batch=True,
+            max_records=settings.batch_size,
+            polling_interval=settings.block_ms,
+        ),
+        parser=_raw_parser,
+        decoder=_raw_decoder,
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{spec.name}:{spec.input}",
+        description=description or f"The {spec.name} stage reads `{runner.input_stream}` in group `{runner.group}`.",
+    )
+    async def handle(raw: Any) -> None:
+        entries = [Entry(i.decode(), f) for i, f in zip(raw["message_ids"], raw["data"])]
+        await runner.handle_batch(entries)
+
+    tasks: list[asyncio.Task[None]] = []
+    app = FastStream(broker, logger=None)
+
+    @app.on_startup
+    async def _start() -> None:
+        if on_startup:
+            result = on_startup()
+            if asyncio.iscoroutine(result):
+                await result
+        await _wait_for_redis(runner)
+        await runner.ensure_groups()
+
+    @app.after_startup
+    async def _maintain() -> None:
+        tasks.append(asyncio.create_task(maintenance_loop(runner)))
+        log.info("worker_started", consumer=consumer, stream=runner.input_stream, group=runner.group)
+
+    @app.on_shutdown
+    async def _stop() -> None:
+        # Runs before the broker stops: refuse new transient waits, so the in-flight batch ends quickly.
+        runner.stopping.set()
+
+    @app.after_shutdown
+    async def _cleanup() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if on_shutdown:
+            result = on_shutdown()
+            if asyncio.iscoroutine(result):
+                await result
+        await runner.redis.aclose()
+        log.info("worker_stopped", consumer=consumer, **runner.counters.__dict__)
+
+    return app, runner
+
+
+async def _wait_for_redis(runner: StageRunner) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await runner.redis.ping()
+            return
+        except Exception as exc:  # no crash loop when Redis is late: wait for it
+            log.warning("waiting_for_redis", error=str(exc)[:200], retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,82 @@
+"""Stream entries as they come off Redis, and what a stage decides about each."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.contract import METADATA_FIELDS
+from shared.errors import PermanentError
+
+
+@dataclass
+class Entry:
+    id: str
+    fields: dict[bytes, bytes]
+    deliveries: int = 1
+
+    def meta(self) -> dict[str, str]:
+        """The metadata fields (correlation_id, traceparent) that travel on to the next stream."""
+        out = {}
+        for name in METADATA_FIELDS:
+            value = self.fields.get(name.encode())
+            if value:
+                out[name] = value.decode("utf-8", "replace")[:512]
+        return out
+
+    def original(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The fields as JSON-safe strings, with non-UTF-8 values base64-encoded and named in the second dict."""
+        fields: dict[str, str] = {}
+        encoding: dict[str, str] = {}
+        for key, value in self.fields.items():
+            name = key.decode("utf-8", "backslashreplace")
+            try:
+                fields[name] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                fields[name] = base64.b64encode(value).decode("ascii")
+                encoding[name] = "base64"
+        return fields, encoding
+
+    def timestamp_ms(self) -> int:
+        return int(self.id.split("-", 1)[0])
+
+
+@dataclass
+class Outcome:
+    """What happened to one entry. Exactly one of output, dead_letter or retry is set."""
+
+    entry: Entry
+    output: BaseModel | None = None
+    dead_letter: str | None = None  # the reason
+    permanent: bool = True
+    retry: str | None = None  # the transient error; the entry stays pending
+    article_id: str | None = None
+    extra_fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.retry is None
+
+
+def decode_body(entry: Entry, max_bytes: int) -> Any:
+    """The entry's `body` as a JSON value, or PermanentError saying why it can never be one."""
+    body = entry.fields.get(b"body")
+    if body is None:
+        names = ", ".join(sorted(k.decode("utf-8", "replace") for k in entry.fields)) or "none"
+        raise PermanentError(f"entry has no 'body' field (fields: {names})")
+    if len(body) > max_bytes:
+        raise PermanentError(f"body is {len(body):,} bytes, over the {max_bytes:,}-byte limit")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PermanentError(f"body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise PermanentError("body JSON is nested too deeply") from None
+    except ValueError as exc:
+        raise PermanentError(f"body is not valid JSON: {exc}") from None

@@ -1,0 +1,253 @@
+"""One stage's batch handling: decode, process, then publish outputs, dead letters and acks atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable
+
+import redis.asyncio as aredis
+import redis.exceptions
+from pydantic import BaseModel
+
+from shared.contract import DeadLetter, dump, utcnow
+from shared.errors import PermanentError, TransientError
+from shared.logging import bound_article, get_logger
+from shared.settings import Settings
+from shared.topology import Topology
+
+from .entries import Entry, Outcome, decode_body
+
+log = get_logger("newsflow.transport")
+
+Item = tuple[Entry, BaseModel]
+Decode = Callable[[Any], tuple[BaseModel, list[str]]]
+Process = Callable[[list[Item]], Awaitable[list[Outcome]]]
+
+# Errors that say a dependency is away, not that the entry is bad: wait and try again, never count them
+# against the entry's deliveries.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    TransientError,
+    ConnectionError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+)
+
+
+@dataclass
+class StageSpec:
+    """What a stage is: the stream it reads, the stream it writes, and how it turns one into the other."""
+
+    name: str
+    input: str  # a topology stream name: raw, cleaned, classified
+    output: str | None
+    decode: Decode
+    process: Process
+    transient: tuple[type[BaseException], ...] = ()
+
+
+@dataclass
+class Counters:
+    batches: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    transient_waits: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def each(fn: Callable[[Entry, BaseModel], BaseModel]) -> Process:
+    """Turn a pure per-article function into a batch process: one bad article never sinks its batch-mates."""
+
+    async def process(items: list[Item]) -> list[Outcome]:
+        return [run_one(fn, entry, model) for entry, model in items]
+
+    return process
+
+
+def run_one(fn: Callable[[Entry, BaseModel], BaseModel], entry: Entry, model: BaseModel) -> Outcome:
+    article_id = getattr(model, "id", None) or _article_id(model)
+    try:
+        return Outcome(entry, output=fn(entry, model), article_id=article_id)
+    except PermanentError as exc:
+        return Outcome(entry, dead_letter=str(exc), article_id=article_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # a bug or a pathological input: retried until max_deliveries, then dead-lettered
+        return Outcome(entry, retry=f"{type(exc).__name__}: {exc}"[:500], article_id=article_id)
+
+
+def _article_id(model: BaseModel) -> str | None:
+    fn = getattr(model, "article_id", None)
+    return fn() if callable(fn) else None
+
+
+class StageRunner:
+    def __init__(self, spec: StageSpec, settings: Settings, redis: aredis.Redis, consumer: str) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.redis = redis
+        self.consumer = consumer
+        self.topology = Topology(settings.stream_prefix)
+        self.input_stream = self.topology.stream(spec.input)
+        self.output_stream = self.topology.stream(spec.output) if spec.output else None
+        self.group = self.topology.group(spec.name)
+        self.errors_key = f"{settings.stream_prefix}:errors:{spec.name}"
+        self.transient = TRANSIENT + spec.transient
+        self.counters = Counters()
+        self.in_flight: set[str] = set()
+        self.stopping = asyncio.Event()
+        self.dependency_ok = True
+
+    async def ensure_groups(self) -> None:
+        """Create the input group at 0, so entries pushed before any worker started are still read."""
+        try:
+            await self.redis.xgroup_create(self.input_stream, self.group, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def handle_batch(self, entries: list[Entry]) -> list[Outcome]:
+        self.in_flight.update(e.id for e in entries)
+        try:
+            outcomes = await self._decide(entries)
+            await self._commit(outcomes)
+            self._count(outcomes)
+            return outcomes
+        finally:
+            self.in_flight.difference_update(e.id for e in entries)
+
+    async def _decide(self, entries: list[Entry]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        items: list[Item] = []
+        last_errors = await self._last_errors([e for e in entries if e.deliveries > self.settings.max_deliveries])
+        for entry in entries:
+            if entry.deliveries > self.settings.max_deliveries:
+                reason = f"gave up after {entry.deliveries - 1} deliveries"
+                if last_errors.get(entry.id):
+                    reason += f"; last error: {last_errors[entry.id]}"
+                outcomes.append(Outcome(entry, dead_letter=reason, permanent=False))
+                continue
+            try:
+                model, warnings = self.spec.decode(decode_body(entry, self.settings.max_body_bytes))
+            except (PermanentError, ValueError) as exc:
+                outcomes.append(Outcome(entry, dead_letter=str(exc)))
+                continue
+            for warning in warnings:
+                with bound_article(_article_id(model) or getattr(model, "id", None), entry.meta().get("correlation_id")):
+                    log.warning("lenient_fix", detail=warning, entry_id=entry.id)
+            items.append((entry, model))
+        if items:
+            outcomes.extend(await self._process(items))
+        return outcomes
+
+    async def _process(self, items: list[Item]) -> list[Outcome]:
+        """Run the stage; while a dependency is away, wait and retry the same batch instead of burning deliveries."""
+        attempt = 0
+        while True:
+            try:
+                outcomes = await self.spec.process(items)
+                self.dependency_ok = True
+                return outcomes
+            except self.transient as exc:
+                self.dependency_ok = False
+                self.counters.transient_waits += 1
+                if self.stopping.is_set():
+                    raise  # leave the batch pending; reclaim hands it to a live consumer
+                delay = _backoff(attempt)
+                attempt += 1
+                log.warning("dependency_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], retry_in_s=round(delay, 2), batch=len(items))
+                await asyncio.sleep(delay)
+            except Exception as exc:
+                if len(items) == 1:
+                    entry, model = items[0]
+                    return [Outcome(entry, retry=f"{type(exc).__name__}: {exc}"[:500], article_id=_article_id(model))]
+                # A stage-wide bug on one article: split the batch so its batch-mates still go through.
+                log.warning("batch_failed_splitting", error=f"{type(exc).__name__}: {exc}"[:300], batch=len(items))
+                mid = len(items) // 2
+                return await self._process(items[:mid]) + await self._process(items[mid:])
+
+    async def _last_errors(self, entries: list[Entry]) -> dict[str, str]:
+        if not entries:
+            return {}
+        values = await self.redis.hmget(self.errors_key, [e.id for e in entries])
+        return {e.id: v.decode("utf-8", "replace") for e, v in zip(entries, values) if v}
+
+    async def _commit(self, outcomes: list[Outcome]) -> None:
+        """Publish and ack in one MULTI/EXEC: a crash leaves either all of it or none of it."""
+        if not outcomes:
+            return
+        attempt = 0
+        while True:
+            try:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    self._queue(pipe, outcomes)
+                    await pipe.execute()
+                return
+            except TRANSIENT as exc:
+                if self.stopping.is_set():
+                    raise
+                delay = _backoff(attempt)
+                attempt += 1
+                log.warning("redis_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+
+    def _queue(self, pipe: Any, outcomes: Iterable[Outcome]) -> None:
+        maxlen = self.settings.stream_maxlen
+        done: list[str] = []
+        cleared: list[str] = []
+        now = utcnow()
+        for o in outcomes:
+            meta = o.entry.meta()
+            if o.output is not None and self.output_stream:
+                meta.setdefault("correlation_id", o.article_id or o.entry.id)
+                pipe.xadd(self.output_stream, {"body": dump(o.output), **meta, **o.extra_fields}, maxlen=maxlen, approximate=True)
+            elif o.dead_letter is not None:
+                original, encoding = o.entry.original()
+                letter = DeadLetter(
+                    stage=self.spec.name,
+                    error=o.dead_letter,
+                    permanent=o.permanent,
+                    attempts=o.entry.deliveries,
+                    source_stream=self.input_stream,
+                    source_id=o.entry.id,
+                    original=original,
+                    original_encoding=encoding,
+                    failed_at=now,
+                )
+                pipe.xadd(self.topology.dlq, {"body": dump(letter), **meta}, maxlen=maxlen, approximate=True)
+            if o.retry is not None:
+                pipe.hset(self.errors_key, o.entry.id, o.retry)
+                pipe.expire(self.errors_key, 7 * 24 * 3600)
+                continue
+            done.append(o.entry.id)
+            if o.entry.deliveries > 1:
+                cleared.append(o.entry.id)
+        if done:
+            pipe.xack(self.input_stream, self.group, *done)
+        if cleared:
+            pipe.hdel(self.errors_key, *cleared)
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        self.counters.batches += 1
+        for o in outcomes:
+            with bound_article(o.article_id, o.entry.meta().get("correlation_id")):
+                if o.output is not None:
+                    self.counters.processed += 1
+                    log.debug("processed", entry_id=o.entry.id)
+                elif o.dead_letter is not None:
+                    self.counters.dead_lettered += 1
+                    log.warning("dead_lettered", entry_id=o.entry.id, reason=o.dead_letter[:300], attempts=o.entry.deliveries)
+                elif o.retry is not None:
+                    self.counters.retried += 1
+                    log.warning("will_retry", entry_id=o.entry.id, error=o.retry[:300], attempts=o.entry.deliveries)
+                else:
+                    self.counters.processed += 1  # finished with nothing to publish, e.g. an unchanged re-delivery
+
+
+def _backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
+    return min(cap, base * 2**attempt) * (0.5 + random.random() / 2)

@@ -1,0 +1,79 @@
+"""Stage workers as real OS processes, and polling helpers (deadlines only, never timed assertions)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import redis
+
+
+class Workers:
+    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+        self.env = env
+        self.logdir = logdir
+        self.procs: list[tuple[str, str, subprocess.Popen[bytes]]] = []
+
+    def start(self, stage: str, consumer: str | None = None, **extra: str) -> subprocess.Popen[bytes]:
+        consumer = consumer or f"{stage}-{len(self.procs)}"
+        env = {**self.env, "NEWSFLOW_CONSUMER": consumer, **extra}
+        log = open(self.logdir / f"{consumer}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", stage], env=env, stdout=log, stderr=log)
+        self.procs.append((stage, consumer, proc))
+        return proc
+
+    def alive(self) -> list[str]:
+        return [c for _, c, p in self.procs if p.poll() is None]
+
+    def stop(self, timeout: float = 30) -> None:
+        for _, _, p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for _, _, p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-4000:]}" for f in sorted(self.logdir.glob("*.log")))
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {timeout}s")
+        time.sleep(interval)
+
+
+def read_bodies(r: redis.Redis, stream: str) -> list[dict[str, Any]]:
+    out = []
+    last = "-"
+    while True:
+        batch = r.xrange(stream, min=last, count=1000)
+        if last != "-":
+            batch = batch[1:]
+        if not batch:
+            return out
+        for entry_id, fields in batch:
+            out.append(json.loads(fields[b"body"]))
+        last = batch[-1][0].decode()
+
+
+def push(r: redis.Redis, stream: str, bodies: list[Any]) -> None:
+    with r.pipeline(transaction=False) as pipe:
+        for b in bodies:
+            pipe.xadd(stream, {"body": b if isinstance(b, (str, bytes)) else json.dumps(b)})
+        pipe.execute()
