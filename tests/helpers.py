@@ -77,3 +77,62 @@ def push(r: redis.Redis, stream: str, bodies: list[Any]) -> None:
         for b in bodies:
             pipe.xadd(stream, {"body": b if isinstance(b, (str, bytes)) else json.dumps(b)})
         pipe.execute()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.port = free_port()
+        self.target = (target_host, target_port)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        script = Path(__file__).with_name("tcp_proxy.py")
+        self.proc = subprocess.Popen([sys.executable, str(script), str(self.port), self.target[0], str(self.target[1])], stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class RedisServer:
+    """A redis-server of the test's own, with AOF, that the test can stop and start again on the same port."""
+
+    def __init__(self, folder: Path) -> None:
+        import shutil
+
+        from shared.embedded import server_binary
+
+        self.binary = shutil.which("redis-server") or server_binary()
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        subprocess.run([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                        "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "yes",
+                        "--pidfile", str(self.folder / "redis.pid"), "--logfile", str(self.folder / "redis.log")], check=True)
+        wait_until(self._ping, timeout=20, what="redis to start")
+
+    def _ping(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=1).ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def stop(self) -> None:
+        try:
+            redis.Redis(port=self.port).shutdown()
+        except (redis.ConnectionError, redis.ResponseError):
+            pass
+        wait_until(lambda: not self._ping(), timeout=20, what="redis to stop")
