@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(5, ge=1, description="Deliveries before an entry that keeps failing is dead-lettered.")
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Larger `body` fields are dead-lettered.")
     consumer_idle_purge_ms: int = Field(3_600_000, ge=1000, description="Consumers idle this long with nothing pending are removed.")
-    stream_maxlen: int = Field(1_000_000, ge=1000, description="Approximate cap per stream, never trimming unread entries.")
+    stream_retention_s: int = Field(3600, ge=0, description="Entries younger than this are kept even when every group has read them.")
+    stream_maxlen: int = Field(1_000_000, ge=1000, description="Hard approximate cap per stream: a safety valve that can drop unread entries.")
+    trim_interval_s: float = Field(10.0, gt=0, description="How often a worker trims its input stream (XTRIM MINID).")
     classifier: str = Field("keywords", description="Topic backend: `keywords`, or `module:attr` for your own model.")
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for in-flight work on SIGTERM.")
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+from typing import Any
+
 import redis.exceptions
+import redis.exceptions as redis_exceptions
 
 from shared.logging import get_logger
 
@@ -75,12 +78,42 @@ async def purge_dead_consumers(runner: StageRunner) -> list[str]:
     return removed
 
 
+async def safe_trim_id(redis: Any, stream: str, retention_ms: int) -> str | None:
+    """The lowest id any group still needs (its oldest pending entry, or its read position), capped by retention."""
+    floor = int(time.time() * 1000) - retention_ms
+    candidates = [floor]
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except redis_exceptions.ResponseError:
+        return None  # no such stream yet
+    for g in groups:
+        summary = await redis.xpending(stream, g["name"])
+        position = _s(summary["min"]) if summary["pending"] else _s(g["last-delivered-id"])
+        candidates.append(_ms(position))
+    return f"{min(candidates)}-0"
+
+
+async def trim(runner: StageRunner) -> None:
+    """XTRIM MINID: drop only entries every group has read and acked, and older than the retention window.
+
+    The input stream is trimmed by the stage that reads it; storage also trims `enriched`, whose readers are
+    downstream groups: a slow downstream group holds trimming back, so it never loses entries it has not read.
+    """
+    streams = [runner.input_stream]
+    if runner.spec.output == "enriched" and runner.output_stream:
+        streams.append(runner.output_stream)
+    for stream in streams:
+        minid = await safe_trim_id(runner.redis, stream, runner.settings.stream_retention_s * 1000)
+        if minid:
+            await runner.redis.xtrim(stream, minid=minid, approximate=True)
+
+
 async def maintenance_loop(runner: StageRunner) -> None:
     s = runner.settings
     interval = s.claim_interval_ms / 1000
     beat_every = max(0.05, s.claim_idle_ms / 3000)
     purge_every = max(1.0, min(60.0, s.consumer_idle_purge_ms / 2000))
-    last_beat = last_purge = 0.0
+    last_beat = last_purge = last_trim = 0.0
     attempt = 0
     while not runner.stopping.is_set():
         try:
@@ -92,6 +125,9 @@ async def maintenance_loop(runner: StageRunner) -> None:
                 await purge_dead_consumers(runner)
                 last_purge = now
             await reclaim_once(runner)
+            if now - last_trim >= s.trim_interval_s:
+                await trim(runner)
+                last_trim = now
             attempt = 0
             delay = interval
         except TRANSIENT as exc:
@@ -113,6 +149,10 @@ async def maintenance_loop(runner: StageRunner) -> None:
             await asyncio.wait_for(runner.stopping.wait(), timeout=min(delay, beat_every))
         except asyncio.TimeoutError:
             pass
+
+
+def _ms(entry_id: str) -> int:
+    return int(entry_id.split("-", 1)[0])
 
 
 def _s(value: bytes | str) -> str:

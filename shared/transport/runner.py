@@ -219,7 +219,7 @@ class StageRunner:
                     original_encoding=encoding,
                     failed_at=now,
                 )
-                pipe.xadd(self.topology.dlq, {"body": dump(letter), **meta}, maxlen=maxlen, approximate=True)
+                pipe.xadd(self.topology.dlq, {"body": dump(letter), **meta})  # never trimmed: only purge removes letters
             if o.retry is not None:
                 pipe.hset(self.errors_key, o.entry.id, o.retry)
                 pipe.expire(self.errors_key, 7 * 24 * 3600)

@@ -242,3 +242,22 @@ async def test_status_reports_lengths_pending_lag_and_oldest_age(redis_url, pref
     assert info["length"] == 3
     [g] = info["groups"]
     assert g["pending"] == 2 and g["lag"] in (1, None) and g["oldest_pending_age_s"] is not None
+
+
+async def test_trim_never_drops_entries_a_group_has_not_read_or_acked(redis_url, prefix, r):
+    from shared.transport.reclaim import trim
+
+    runner = make_runner(redis_url, prefix, stream_retention_s=0)
+    await runner.ensure_groups()
+    stream = f"{prefix}:raw"
+    for i in range(10):
+        r.xadd(stream, {"body": json.dumps({"text": "x", "id": f"t{i}"})})
+    r.xgroup_create(stream, "downstream-slow", id="0")  # another group that has read nothing
+    entries = await read_new(runner, 6)
+    await runner.handle_batch(entries[:3])  # 3 acked, 3 pending, 4 unread
+    await trim(runner)
+    assert r.xlen(stream) == 10, "the slow group has read nothing: keep everything"
+    r.xgroup_destroy(stream, "downstream-slow")
+    await trim(runner)
+    remaining = [e[0].decode() for e in r.xrange(stream)]
+    assert remaining[0] <= entries[3].id and len(remaining) >= 7, "pending and unread entries survive"
