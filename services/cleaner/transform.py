@@ -1,0 +1,110 @@
+"""The cleaner's pure transform: RawArticle -> CleanArticle. No I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date, datetime, time, timezone
+
+from services.cleaner.dateline import parse_dateline
+from services.cleaner.extract import MAX_HTML_BYTES, Extracted, extract_html
+from services.cleaner.language import detect_language
+from services.cleaner.text import (
+    first_sentence_title,
+    normalise_whitespace,
+    repair,
+    split_date_header,
+    strip_byline,
+    strip_trailers,
+)
+from shared.contract import CleanArticle, RawArticle
+from shared.errors import PermanentError
+
+WORD = re.compile(r"\w+")
+
+
+def clean(
+    raw: RawArticle,
+    *,
+    article_id: str,
+    received_at: datetime | None = None,
+    max_html_bytes: int = MAX_HTML_BYTES,
+) -> CleanArticle:
+    extracted = Extracted()
+    if raw.html and raw.html.strip():
+        extracted = extract_html(raw.html, raw.url, max_html_bytes)
+    original = extracted.text or raw.text or ""
+    if not original.strip():
+        kind = "html" if raw.html and raw.html.strip() else "text"
+        raise PermanentError(f"no extractable text in the {kind}")
+
+    repaired, changed = repair(original)
+    header_date, text = split_date_header(repaired)
+    text = normalise_whitespace(strip_byline(text))
+    dateline, text = parse_dateline(text)
+    text = strip_trailers(strip_byline(text.strip()))
+    if not text:
+        raise PermanentError("no extractable text left after removing dateline, byline and boilerplate")
+
+    language, confidence = detect_language(text)
+    if language == "und" and _language_hint(raw.language):
+        language, confidence = _language_hint(raw.language), 0.0
+
+    metadata = dict(raw.metadata)
+    for key, value in _extraction_metadata(extracted).items():
+        metadata.setdefault(key, value)
+    if changed:
+        metadata.setdefault("original_text", original)
+
+    return CleanArticle(
+        id=article_id,
+        url=raw.url,
+        source=raw.source,
+        title=_text_or_none(raw.title) or extracted.title or first_sentence_title(text) or None,
+        text=text,
+        language=language,
+        language_confidence=confidence,
+        published_at=raw.published_at or _midnight(header_date) or _midnight(_iso_date(extracted.date)),
+        dateline=dateline,
+        word_count=len(WORD.findall(text)),
+        content_hash=content_hash(text),
+        metadata=metadata,
+        received_at=received_at,
+    )
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(text.lower().split()).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _extraction_metadata(extracted: Extracted) -> dict[str, object]:
+    found = {
+        "authors": extracted.authors,
+        "sitename": extracted.sitename,
+        "description": extracted.description,
+        "canonical_url": extracted.canonical_url,
+        "image": extracted.image,
+    }
+    return {key: value for key, value in found.items() if value}
+
+
+def _language_hint(hint: str | None) -> str | None:
+    """`en`, `EN` or `en-US` -> `en`; anything else -> None."""
+    primary = (hint or "").strip().replace("_", "-").split("-")[0].lower()
+    return primary if len(primary) == 2 and primary.isascii() and primary.isalpha() else None
+
+
+def _text_or_none(value: str | None) -> str | None:
+    value = " ".join(value.split()) if value else ""
+    return value or None
+
+
+def _iso_date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def _midnight(day: date | None) -> datetime | None:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc) if day else None

@@ -1,0 +1,66 @@
+import pytest
+
+from services.cleaner.extract import Extracted, extract_html
+from shared.errors import PermanentError
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Library extends opening hours | Riverside Courier</title>
+<meta property="og:title" content="Library extends opening hours">
+<meta property="og:site_name" content="Riverside Courier">
+<meta name="description" content="The central library will open on Sundays from May.">
+<meta name="author" content="Ines Duarte; Tom Berg">
+<meta property="article:published_time" content="2024-04-02T07:00:00+02:00">
+<meta property="og:image" content="https://courier.example/img/library.jpg">
+<link rel="canonical" href="https://courier.example/local/library-hours">
+</head><body>
+<nav><a href="/">Home</a> <a href="/local">Local</a> <a href="/sport">Sport</a></nav>
+<article>
+<h1>Library extends opening hours</h1>
+<p>The central library will open on Sundays from the first week of May, the council announced on Tuesday after a consultation with readers.</p>
+<p>Staff numbers will rise by four, paid for by savings in the energy budget after the new roof and windows were fitted last year.</p>
+<p>Readers had asked for longer hours in a survey last autumn, in which more than two thousand people took part.</p>
+</article>
+<footer><p>Riverside Courier, 1 Quay Street. Subscribe to our newsletter.</p></footer>
+</body></html>"""
+
+
+def test_extracts_main_text_and_metadata():
+    got = extract_html(PAGE, "https://courier.example/?p=12")
+    paragraphs = got.text.split("\n\n")
+    assert len(paragraphs) == 3
+    assert paragraphs[0].startswith("The central library will open on Sundays")
+    assert "Home" not in got.text and "newsletter" not in got.text
+    assert got.title == "Library extends opening hours"
+    assert got.authors == ["Ines Duarte", "Tom Berg"]
+    assert got.date == "2024-04-02"
+    assert got.sitename == "Riverside Courier"
+    assert got.description == "The central library will open on Sundays from May."
+    assert got.canonical_url == "https://courier.example/local/library-hours"
+    assert got.image == "https://courier.example/img/library.jpg"
+
+
+def test_canonical_url_equal_to_the_given_url_is_not_repeated():
+    assert extract_html(PAGE, "https://courier.example/local/library-hours").canonical_url is None
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "",
+        "   ",
+        "<html><body></body></html>",
+        "<html><head><script>var app = 1;</script></head><body><div id='app'></div></body></html>",
+        "\x00\x01",
+    ],
+)
+def test_nothing_extractable_gives_empty_text(html):
+    assert extract_html(html, None).text == ""
+
+
+def test_too_large_html_is_permanent_error():
+    with pytest.raises(PermanentError):
+        extract_html(PAGE, None, max_bytes=1000)
+    with pytest.raises(PermanentError):
+        extract_html("é" * 600, None, max_bytes=1000)  # 600 characters, 1200 bytes
+    assert isinstance(extract_html("é" * 400, None, max_bytes=1000), Extracted)
