@@ -27,6 +27,11 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
         from services.cleaner import app as cleaner
         from services.cleaner.dedup import ExactDuplicateIndex
 
+        from services.cleaner.transform import clean
+        from shared.contract import RawArticle
+
+        # The first clean() builds place tables and loads the language model (~0.5 s): pay it before reading.
+        clean(RawArticle(text="PARIS (AFP) -- A warm-up sentence for the cleaner."), article_id="warm-up")
         dedup_redis = redis_client(url)
         spec = cleaner.spec(ExactDuplicateIndex(dedup_redis, settings.stream_prefix), settings.max_body_bytes)
         return build_app(spec, settings, url, on_shutdown=dedup_redis.aclose)
