@@ -1,0 +1,761 @@
+"""The deployment files, checked statically (no Docker engine or cluster here): deploy/Dockerfile,
+.dockerignore, docker-compose.yml, .env.example, deploy/constraints.txt and deploy/k8s/.
+
+Everything is checked against the code it deploys: commands parse with the real CLI parser, environment
+variables are real settings, KEDA triggers name the real streams and groups, grace periods outlast the
+workers' shutdown timeout. docker-compose.yml is also validated against the official compose-spec JSON
+Schema (the copy vendored by check-jsonschema) and the built-in Kubernetes kinds against the Kubernetes
+OpenAPI schemas (kubernetes-validate, offline); those two tests skip when the packages are missing.
+KEDA's CRDs (ScaledObject, TriggerAuthentication) have no offline schema: they get structural checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import tomllib
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from pydantic import AliasChoices, AliasPath, TypeAdapter
+
+from services.cli import build_parser
+from shared.settings import Settings
+from shared.topology import STAGES, Topology
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+CONSTRAINTS = ROOT / "deploy" / "constraints.txt"
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+DOCKERIGNORE = ROOT / ".dockerignore"
+K8S = ROOT / "deploy" / "k8s"
+
+# Variables of the postgres image, not newsflow settings, allowed in compose and .env.example.
+POSTGRES_IMAGE_VARS = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_INITDB_ARGS", "PGDATA"}
+# Variables the Dockerfile may set for Python and pip themselves.
+RUNTIME_VARS_PREFIXES = ("PYTHON", "PIP_")
+DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+DEFAULT_SHUTDOWN_S = Settings.model_fields["shutdown_timeout_s"].default
+DNS_PORTS = {(53, "UDP"), (53, "TCP")}
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def setting_env_names() -> dict[str, str]:
+    """Every environment variable Settings reads -> its field name."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    names: dict[str, str] = {}
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if alias is None:
+            names[f"{prefix}{field_name}".upper()] = field_name
+        elif isinstance(alias, str):
+            names[alias.upper()] = field_name
+        elif isinstance(alias, AliasChoices):
+            for choice in alias.choices:
+                if isinstance(choice, str):
+                    names[choice.upper()] = field_name
+                elif isinstance(choice, AliasPath) and len(choice.path) == 1:
+                    names[str(choice.path[0]).upper()] = field_name
+    return names
+
+
+KNOWN = setting_env_names()
+
+
+def cli_args(argv: list[str]) -> argparse.Namespace:
+    try:
+        return build_parser().parse_args([str(a) for a in argv])
+    except SystemExit:
+        pytest.fail(f"not a valid `newsflow` command line: {argv!r}")
+
+
+def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings as a process with exactly these variables (and none of ours from this machine) sees them."""
+    for name in KNOWN:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    return Settings()
+
+
+def assert_env_took_effect(settings: Settings, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        field = KNOWN[name]
+        annotation = Settings.model_fields[field].annotation
+        assert getattr(settings, field) == TypeAdapter(annotation).validate_python(value), name
+
+
+def duration_s(value: str | int | float) -> float:
+    """A compose duration (`30s`, `1m30s`, `1h`, `500ms`) in seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", value)
+    assert parts and "".join(n + u for n, u in parts) == value, f"bad duration {value!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def env_mapping(environment: Any) -> dict[str, str | None]:
+    if environment is None:
+        return {}
+    if isinstance(environment, dict):
+        return {k: (None if v is None else str(v)) for k, v in environment.items()}
+    out: dict[str, str | None] = {}
+    for item in environment:
+        key, sep, value = str(item).partition("=")
+        out[key] = value if sep else None
+    return out
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}, with .env.example's values."""
+    env = dotenv(ENV_EXAMPLE)[0] if env is None else env
+
+    def one(m: re.Match[str]) -> str:
+        name, op, arg = m.group(1), m.group(2) or "", m.group(3) or ""
+        if op == ":-":
+            return env.get(name) or arg
+        if op == "-":
+            return env.get(name, arg)
+        if op in (":?", "?"):
+            assert name in env and (env[name] or op == "?"), f"${{{name}}} is required: {arg}"
+        return env.get(name, "")
+
+    out = re.sub(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}", one, value)
+    return out.replace("$$", "$")
+
+
+def dotenv(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(active assignments, commented-out `# NAME=value` examples)."""
+    active: dict[str, str] = {}
+    commented: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if m := re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", line.strip()):
+            assert m.group(1) not in active, f"{m.group(1)} set twice in {path.name}"
+            active[m.group(1)] = m.group(2)
+        elif m := re.fullmatch(r"#\s*([A-Z_][A-Z0-9_]*)=(.*)", line.strip()):
+            commented[m.group(1)] = m.group(2)
+    return active, commented
+
+
+# -- Dockerfile ------------------------------------------------------------------------------------------
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    buf = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue  # comments and blank lines, also inside a continuation
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        instr, _, args = buf.strip().partition(" ")
+        out.append((instr.upper(), args.strip()))
+        buf = ""
+    assert not buf, "Dockerfile ends inside a line continuation"
+    return out
+
+
+def dockerfile_stages() -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Global ARG defaults, and per stage: base, name, instructions."""
+    global_args: dict[str, str] = {}
+    stages: list[dict[str, Any]] = []
+    for instr, args in dockerfile_instructions(DOCKERFILE.read_text()):
+        if instr == "FROM":
+            words = args.split()
+            base = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: global_args.get(m.group(1) or m.group(2), m.group(0)), words[0])
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+            stages.append({"base": base, "name": name, "instructions": []})
+        elif not stages:
+            assert instr == "ARG", f"only ARG may precede the first FROM, not {instr}"
+            key, _, default = args.partition("=")
+            global_args[key] = default
+        else:
+            stages[-1]["instructions"].append((instr, args))
+    return global_args, stages
+
+
+def final_stage() -> dict[str, Any]:
+    return dockerfile_stages()[1][-1]
+
+
+def stage_values(stage: dict[str, Any], instr: str) -> list[str]:
+    return [args for i, args in stage["instructions"] if i == instr]
+
+
+def healthcheck_cmd() -> list[str]:
+    checks = stage_values(final_stage(), "HEALTHCHECK")
+    assert len(checks) == 1, "the runtime stage needs exactly one HEALTHCHECK"
+    m = re.search(r"\bCMD\s+(\[.*\])\s*$", checks[0])
+    assert m, f"HEALTHCHECK must use the exec form CMD [...]: {checks[0]}"
+    return json.loads(m.group(1))
+
+
+def key_values(args: str) -> dict[str, str]:
+    return dict(word.split("=", 1) for word in shlex.split(args))
+
+
+def test_dockerfile_is_multi_stage_with_a_wheel_builder_and_a_slim_runtime():
+    global_args, stages = dockerfile_stages()
+    assert len(stages) >= 2
+    names = [s["name"] for s in stages]
+    assert "builder" in names
+    builder = stages[names.index("builder")]
+    runs = " ".join(stage_values(builder, "RUN"))
+    assert "pip wheel" in runs and "constraints.txt" in runs
+    final = stages[-1]
+    assert final["base"] == "python:3.11-slim", final["base"]
+    install = " ".join(stage_values(final, "RUN"))
+    assert "pip install" in install and "--no-index" in install
+    assert re.search(r"(--constraint|-c)\s+\S*constraints\.txt", install), "runtime must install with the constraints file"
+    assert "pip wheel" not in install and "gcc" not in install, "the runtime stage only installs prebuilt wheels"
+
+
+def test_dockerfile_entrypoint_cmd_user_env_labels():
+    final = final_stage()
+    (entrypoint,) = stage_values(final, "ENTRYPOINT")
+    assert json.loads(entrypoint) == ["newsflow"]
+    (cmd,) = stage_values(final, "CMD")
+    args = cli_args(json.loads(cmd))
+    assert (args.command, args.stage) == ("worker", "cleaner")
+
+    users = stage_values(final, "USER")
+    assert users, "the runtime stage must switch to a non-root USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0") and user.isdigit(), "USER must be a numeric non-root uid (runAsNonRoot checks it)"
+    assert user == "10001"
+    runs = " ".join(stage_values(final, "RUN"))
+    assert "--uid 10001" in runs and "newsflow" in runs
+
+    env: dict[str, str] = {}
+    for args in stage_values(final, "ENV"):
+        env.update(key_values(args))
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["LOG_FORMAT"] == "json"
+    assert env["NEWSFLOW_DATA_DIR"] == "/data"
+    for name in env:
+        assert name in KNOWN or name.startswith(RUNTIME_VARS_PREFIXES), f"ENV {name} is not a newsflow setting"
+
+    labels: dict[str, str] = {}
+    for args in stage_values(final, "LABEL"):
+        labels.update(key_values(args))
+    for key in ("title", "source", "licenses", "description"):
+        assert labels.get(f"org.opencontainers.image.{key}"), f"missing OCI label {key}"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert labels["org.opencontainers.image.licenses"] == pyproject["project"]["license"]["text"]
+
+
+def test_dockerfile_healthcheck_pings_redis_from_redis_url():
+    cmd = healthcheck_cmd()
+    assert cmd[:2] == ["python", "-c"]
+    assert "REDIS_URL" in cmd[2] and "ping()" in cmd[2]
+    compile(cmd[2], "<healthcheck>", "exec")
+
+
+def test_newsflow_is_the_console_script():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["newsflow"] == "services.cli:main"
+    assert build_parser().prog == "newsflow"
+
+
+def test_dockerfile_copies_exist_and_are_not_dockerignored():
+    ignore = DockerIgnore(DOCKERIGNORE)
+    for stage in dockerfile_stages()[1]:
+        for args in stage_values(stage, "COPY"):
+            words = [w for w in args.split() if not w.startswith("--")]
+            for src in words[:-1]:
+                if any(c in src for c in "*?["):
+                    continue  # optional globs such as README.m[d]
+                assert (ROOT / src).exists(), f"COPY {src}: no such file in the build context"
+                assert not ignore.ignored(src), f"COPY {src}: excluded by .dockerignore"
+
+
+# -- .dockerignore ---------------------------------------------------------------------------------------
+
+
+class DockerIgnore:
+    """Docker's .dockerignore rules, closely enough: globs (`**` any depth), `!` exceptions, last match wins,
+    and a match on a directory excludes everything under it."""
+
+    def __init__(self, path: Path) -> None:
+        self.rules: list[tuple[bool, re.Pattern[str]]] = []
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            negate = line.startswith("!")
+            pattern = line[1:] if negate else line
+            self.rules.append((negate, re.compile(self._regex(pattern.strip("/")))))
+
+    @staticmethod
+    def _regex(pattern: str) -> str:
+        out, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out, i = out + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                out, i = out + ".*", i + 2
+            elif pattern[i] == "*":
+                out, i = out + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                out, i = out + "[^/]", i + 1
+            elif pattern[i] == "[":
+                j = pattern.index("]", i)
+                out, i = out + pattern[i : j + 1], j + 1
+            else:
+                out, i = out + re.escape(pattern[i]), i + 1
+        return out + "$"
+
+    def ignored(self, path: str) -> bool:
+        parts = path.strip("/").split("/")
+        candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+        result = False
+        for negate, rx in self.rules:
+            if any(rx.match(c) for c in candidates):
+                result = not negate
+        return result
+
+
+def test_dockerignore_keeps_secrets_caches_and_data_out():
+    ignore = DockerIgnore(DOCKERIGNORE)
+    for path in (".git", ".git/config", ".venv", ".venv/bin/python", ".env", ".env.production",
+                 "services/__pycache__/cli.cpython-311.pyc", ".pytest_cache", "newsflow.db", "dump.rdb",
+                 "tests/unit/test_deploy.py", "bench/results.json", "newsflow.egg-info/PKG-INFO"):
+        assert ignore.ignored(path), f"{path} would be sent to the docker build"
+    for path in ("pyproject.toml", "README.md", "services/cli.py", "shared/settings.py",
+                 "services/storage/migrations/postgres/0001_articles.sql", "deploy/constraints.txt", ".env.example"):
+        assert not ignore.ignored(path), f"{path} is needed by the build but .dockerignore drops it"
+
+
+# -- constraints -----------------------------------------------------------------------------------------
+
+
+def constraint_pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)", line)
+        assert m, f"constraints.txt: not an exact pin: {line!r}"
+        name = canonicalize_name(m.group(1))
+        assert name not in pins, f"{name} pinned twice"
+        pins[name] = m.group(2)
+    return pins
+
+
+def runtime_requirements() -> list[Requirement]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return [Requirement(r) for r in pyproject["project"]["dependencies"]]
+
+
+def test_constraints_pin_every_runtime_dependency_within_its_range():
+    pins = constraint_pins()
+    for req in runtime_requirements():
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} (a runtime dependency) is not pinned in deploy/constraints.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} is outside {req}"
+    assert "newsflow" not in pins, "the project itself must not be in its constraints"
+    for test_only in ("pytest", "pytest-asyncio", "pytest-timeout"):
+        assert test_only not in pins, f"{test_only} is a test tool, not a runtime dependency"
+
+
+def test_constraints_are_closed_under_the_dependencies_installed_here():
+    """Where this environment has a pinned package at its pinned version, its own runtime requirements
+    must be pinned too (a missing transitive pin means the image resolves it freshly at build time)."""
+    pins = constraint_pins()
+    todo = [(req, set(req.extras)) for req in runtime_requirements()]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        req, extras = todo.pop()
+        name = canonicalize_name(req.name)
+        if (name, frozenset(extras)) in seen:
+            continue
+        seen.add((name, frozenset(extras)))
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if dist.version != pins.get(name):
+            continue  # another version here: its requirements may differ from the pinned one's
+        for spec in dist.requires or []:
+            sub = Requirement(spec)
+            envs = [{"extra": e} for e in (extras or {""})]
+            if sub.marker is not None and not any(sub.marker.evaluate({**e, "python_version": "3.11", "sys_platform": "linux", "platform_system": "Linux"}) for e in envs):
+                continue
+            assert canonicalize_name(sub.name) in pins, f"{sub.name} (needed by {name}) is not pinned"
+            todo.append((sub, set(sub.extras)))
+
+
+# -- docker-compose.yml ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def image_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run the newsflow image (built from deploy/Dockerfile)."""
+    out = {}
+    for name, svc in compose["services"].items():
+        build = svc.get("build")
+        if isinstance(build, dict) and Path(build.get("dockerfile", "")).as_posix() == "deploy/Dockerfile":
+            assert build.get("context", ".") in (".", "./"), f"{name}: the build context must be the repo root"
+            out[name] = svc
+    return out
+
+
+def test_compose_has_every_service(compose):
+    assert set(compose["services"]) >= {"redis", "postgres", "migrate", *STAGES}
+    assert set(image_services(compose)) == {"migrate", *STAGES}
+
+
+def test_compose_commands_are_real_cli_commands(compose):
+    for name, svc in image_services(compose).items():
+        assert isinstance(svc.get("command"), list), f"{name}: command must be an exec-form list"
+        args = cli_args(svc["command"])
+        if name in STAGES:
+            assert (args.command, args.stage) == ("worker", name), f"{name} runs {svc['command']}"
+        else:
+            assert (args.command, args.action) == ("db", "migrate")
+    assert compose["services"]["migrate"]["restart"] == "no"
+
+
+def test_compose_workers_are_scalable_replicated_and_limited(compose):
+    expected = {"cleaner": 2, "classifier": 2, "storage": 1}
+    for name, svc in compose["services"].items():
+        scalable = name in image_services(compose) or "replicas" in svc.get("deploy", {})
+        if scalable:
+            assert "container_name" not in svc, f"{name}: container_name prevents --scale and replicas"
+    for stage in STAGES:
+        svc = compose["services"][stage]
+        assert svc["deploy"]["replicas"] == expected[stage]
+        limits = svc["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0 and re.fullmatch(r"\d+[kKmMgG]?", str(limits["memory"]))
+        assert svc["restart"] == "unless-stopped"
+        assert duration_s(svc["stop_grace_period"]) > DEFAULT_SHUTDOWN_S
+        assert svc.get("env_file") in (".env", [".env"]) or any(
+            isinstance(e, dict) and e.get("path") == ".env" for e in svc.get("env_file", [])
+        )
+
+
+def test_compose_healthchecks(compose):
+    services = compose["services"]
+    redis_test = services["redis"]["healthcheck"]["test"]
+    assert "redis-cli" in " ".join(redis_test) and "ping" in " ".join(redis_test)
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    for stage in STAGES:
+        test = services[stage]["healthcheck"]["test"]
+        assert test[0] == "CMD" and test[1:] == healthcheck_cmd(), f"{stage}: not the Dockerfile's HEALTHCHECK"
+
+
+def test_compose_depends_on_conditions_are_valid(compose):
+    services = compose["services"]
+    for name, svc in services.items():
+        deps = svc.get("depends_on", {})
+        if isinstance(deps, list):
+            deps = {d: {"condition": "service_started"} for d in deps}
+        for target, spec in deps.items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            condition = spec.get("condition", "service_started")
+            assert condition in DEPENDS_ON_CONDITIONS, f"{name} -> {target}: {condition}"
+            if condition == "service_healthy":
+                hc = services[target].get("healthcheck", {})
+                assert hc.get("test") and not hc.get("disable"), f"{target} has no healthcheck for {name} to wait on"
+            if condition == "service_completed_successfully":
+                assert services[target].get("restart", "no") == "no", f"{target} must run once"
+    for stage in STAGES:
+        assert services[stage]["depends_on"]["redis"]["condition"] == "service_healthy"
+    storage = services["storage"]["depends_on"]
+    assert storage["postgres"]["condition"] == "service_healthy"
+    assert storage["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_compose_redis_and_postgres_are_durable(compose):
+    services = compose["services"]
+    command = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in command and "--appendfsync everysec" in command
+    assert services["redis"]["image"].startswith("redis:7")
+    assert services["postgres"]["image"].startswith("postgres:15")
+    for name in ("redis", "postgres"):
+        volume = services[name]["volumes"][0].split(":")[0]
+        assert volume in compose["volumes"], f"{name}: data must be on a named volume"
+
+
+def test_compose_environment_names_are_settings(compose):
+    for name, svc in compose["services"].items():
+        env = env_mapping(svc.get("environment"))
+        for var in env:
+            assert var in KNOWN or var in POSTGRES_IMAGE_VARS, f"{name}: {var} is not a newsflow setting"
+        if name in image_services(compose):
+            assert {"REDIS_URL", "DATABASE_URL"} <= set(env), f"{name}: set REDIS_URL and DATABASE_URL"
+            assert "NEWSFLOW_CONSUMER" not in env, f"{name}: replicas would share one consumer name"
+            assert urlsplit(interpolate(env["REDIS_URL"])).hostname == "redis"
+            db = urlsplit(interpolate(env["DATABASE_URL"]))
+            assert db.scheme.startswith("postgres") and db.hostname == "postgres" and db.port == 5432
+            postgres = env_mapping(compose["services"]["postgres"]["environment"])
+            assert db.username == interpolate(postgres["POSTGRES_USER"])
+            assert db.password == interpolate(postgres["POSTGRES_PASSWORD"])
+            assert db.path == "/" + interpolate(postgres["POSTGRES_DB"])
+
+
+def test_compose_interpolations_are_in_env_example():
+    active, _ = dotenv(ENV_EXAMPLE)
+    used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", COMPOSE.read_text()))
+    assert used, "expected ${...} interpolation of the postgres credentials"
+    for var in used:
+        assert var in active, f"docker-compose.yml uses ${{{var}}} but .env.example does not set it"
+
+
+def test_compose_matches_the_compose_spec_schema(compose):
+    """The official compose-spec JSON Schema, as vendored by check-jsonschema (no network)."""
+    pytest.importorskip("check_jsonschema", reason="check-jsonschema ships the compose-spec schema")
+    import jsonschema
+    from importlib import resources
+
+    schema = json.loads(resources.files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+
+
+# -- .env.example ----------------------------------------------------------------------------------------
+
+
+def test_env_example_has_only_real_settings_and_lists_them_all(monkeypatch):
+    active, commented = dotenv(ENV_EXAMPLE)
+    for var in {**active, **commented}:
+        assert var in KNOWN or var in POSTGRES_IMAGE_VARS, f".env.example: {var} is not a newsflow setting"
+    listed = {KNOWN[v] for v in {**active, **commented} if v in KNOWN}
+    assert listed == set(Settings.model_fields), f"not in .env.example: {set(Settings.model_fields) - listed}"
+    assert "NEWSFLOW_CONSUMER" not in active, "a consumer name in .env would be shared by every replica"
+    assert active["POSTGRES_PASSWORD"] == "change-me"
+    settings_env = {k: v for k, v in active.items() if k in KNOWN}
+    settings = settings_from(settings_env, monkeypatch)
+    assert_env_took_effect(settings, settings_env)
+    compose = yaml.safe_load(COMPOSE.read_text())
+    for stage in STAGES:
+        assert duration_s(compose["services"][stage]["stop_grace_period"]) > settings.shutdown_timeout_s
+
+
+# -- Kubernetes ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kustomization() -> dict[str, Any]:
+    return yaml.safe_load((K8S / "kustomization.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def k8s(kustomization) -> list[dict[str, Any]]:
+    docs = []
+    for resource in kustomization["resources"]:
+        docs += [d for d in yaml.safe_load_all((K8S / resource).read_text()) if d]
+    return docs
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def stage_of(deployment: dict[str, Any]) -> str:
+    return deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()) and not selector.get("matchExpressions")
+
+
+def worker_env(k8s: list[dict[str, Any]]) -> dict[str, str]:
+    """What envFrom gives every worker: the ConfigMaps' data and the Secrets' stringData they reference."""
+    configmaps, secrets = of_kind(k8s, "ConfigMap"), of_kind(k8s, "Secret")
+    env: dict[str, str] = {}
+    for dep in of_kind(k8s, "Deployment").values():
+        for source in dep["spec"]["template"]["spec"]["containers"][0]["envFrom"]:
+            if "configMapRef" in source:
+                env.update(configmaps[source["configMapRef"]["name"]]["data"])
+            if "secretRef" in source:
+                env.update(secrets[source["secretRef"]["name"]]["stringData"])
+    return env
+
+
+def test_kustomization_lists_every_manifest(kustomization, k8s):
+    files = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(kustomization["resources"]) == files
+    assert kustomization["namespace"] == "newsflow"
+    assert "newsflow" in of_kind(k8s, "Namespace")
+    assert any(i["name"] == "newsflow" for i in kustomization["images"]), "kustomize must set the image"
+    for doc in k8s:
+        assert doc["metadata"].get("namespace") in (None, "newsflow"), doc["metadata"]["name"]
+
+
+def test_k8s_configmap_and_secret_hold_only_settings(k8s, monkeypatch):
+    for cm in of_kind(k8s, "ConfigMap").values():
+        for key, value in cm["data"].items():
+            assert key in KNOWN, f"ConfigMap {cm['metadata']['name']}: {key} is not a newsflow setting"
+            assert isinstance(value, str), f"ConfigMap values must be strings: {key}={value!r}"
+    referenced = {
+        src["secretRef"]["name"]
+        for dep in of_kind(k8s, "Deployment").values()
+        for src in dep["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        if "secretRef" in src
+    }
+    assert referenced
+    secrets = of_kind(k8s, "Secret")
+    for name in referenced:
+        assert "stringData" in secrets[name] and "data" not in secrets[name]
+        assert set(secrets[name]["stringData"]) == {"REDIS_URL", "DATABASE_URL"}
+        for key in secrets[name]["stringData"]:
+            assert key in KNOWN
+    env = worker_env(k8s)
+    assert "NEWSFLOW_CONSUMER" not in env, "the consumer name comes from the pod name, not a shared ConfigMap"
+    settings = settings_from(env, monkeypatch)
+    assert_env_took_effect(settings, env)
+    assert settings.log_format == "json"
+
+
+def test_k8s_deployments(k8s, monkeypatch):
+    deployments = of_kind(k8s, "Deployment")
+    assert sorted(stage_of(d) for d in deployments.values()) == sorted(STAGES)
+    configured = settings_from(worker_env(k8s), monkeypatch).shutdown_timeout_s
+    for name, dep in deployments.items():
+        stage = stage_of(dep)
+        spec = dep["spec"]
+        pod = spec["template"]["spec"]
+        assert selects(spec["selector"], spec["template"]["metadata"]["labels"])
+        assert pod["terminationGracePeriodSeconds"] > DEFAULT_SHUTDOWN_S
+        assert pod["terminationGracePeriodSeconds"] > configured
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        (container,) = pod["containers"]
+        assert container["image"] == "newsflow"
+        args = cli_args(container["args"])
+        assert (args.command, args.stage) == ("worker", stage), f"{name} runs {container['args']}"
+        assert "command" not in container, "keep the image's ENTRYPOINT (newsflow)"
+
+        for res in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(container["resources"][res]), f"{name}: {res}"
+        sc = container["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert sc.get("runAsNonRoot", pod["securityContext"].get("runAsNonRoot")) is True
+
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert "emptyDir" in volumes[mounts["/data"]], "/data must be a writable emptyDir"
+
+        consumer = [e for e in container.get("env", []) if e["name"] == "NEWSFLOW_CONSUMER"]
+        assert consumer and consumer[0]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        for e in container.get("env", []):
+            assert e["name"] in KNOWN, f"{name}: env {e['name']} is not a newsflow setting"
+        assert {"configMapRef", "secretRef"} <= {k for src in container["envFrom"] for k in src}
+
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["exec"]["command"] == healthcheck_cmd(), f"{name}: {probe}"
+
+
+def test_k8s_every_deployment_has_a_pdb_and_a_scaledobject(k8s):
+    pdbs = of_kind(k8s, "PodDisruptionBudget").values()
+    scaled = {so["spec"]["scaleTargetRef"]["name"]: so for so in of_kind(k8s, "ScaledObject").values()}
+    for name, dep in of_kind(k8s, "Deployment").items():
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        matching = [p for p in pdbs if selects(p["spec"]["selector"], labels)]
+        assert len(matching) == 1, f"{name}: expected one PodDisruptionBudget, found {len(matching)}"
+        assert matching[0]["spec"]["minAvailable"] == 1
+        assert name in scaled, f"{name}: no ScaledObject"
+        so = scaled[name]["spec"]
+        assert so["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+        assert 1 <= so["minReplicaCount"] <= so["maxReplicaCount"]
+        # minAvailable 1 over a single replica would refuse every eviction, and so every node drain.
+        assert so["minReplicaCount"] > matching[0]["spec"]["minAvailable"], f"{name}: drains would block"
+
+
+def test_k8s_keda_triggers_watch_the_stage_streams_and_groups(k8s):
+    env = worker_env(k8s)
+    topology = Topology(env.get("NEWSFLOW_STREAM_PREFIX", Settings.model_fields["stream_prefix"].default))
+    assert topology == Topology("newsflow")
+    redis_url = urlsplit(env["REDIS_URL"])
+    deployments = of_kind(k8s, "Deployment")
+    auths = of_kind(k8s, "TriggerAuthentication")
+    secrets = of_kind(k8s, "Secret")
+    for so in of_kind(k8s, "ScaledObject").values():
+        assert so["apiVersion"] == "keda.sh/v1alpha1"
+        stage = stage_of(deployments[so["spec"]["scaleTargetRef"]["name"]])
+        (trigger,) = so["spec"]["triggers"]
+        assert trigger["type"] == "redis-streams"
+        meta = trigger["metadata"]
+        assert all(isinstance(v, str) for v in meta.values()), "KEDA trigger metadata values must be strings"
+        assert meta["stream"] == topology.input_of(stage), f"{stage} reads {topology.input_of(stage)}"
+        assert meta["consumerGroup"] == topology.group(stage)
+        assert meta["stream"] in topology.all_streams()
+        assert int(meta["lagCount"]) == 100 and int(meta["activationLagCount"]) >= 1
+        assert not {"pendingEntriesCount", "streamLength"} & set(meta), "lagCount mode only"
+        if "address" in meta:
+            assert meta["address"] == f"{redis_url.hostname}:{redis_url.port}", "KEDA must watch the workers' Redis"
+        else:
+            assert "addressFromEnv" in meta
+        assert str(redis_url.path.lstrip("/") or "0") == meta.get("databaseIndex", "0")
+        if "authenticationRef" in trigger:
+            auth = auths[trigger["authenticationRef"]["name"]]
+            assert auth["apiVersion"] == "keda.sh/v1alpha1"
+            for ref in auth["spec"]["secretTargetRef"]:
+                assert ref["parameter"] in {"password", "username", "tls", "ca", "cert", "key"}
+                secret = secrets[ref["name"]]
+                assert ref["key"] in secret["stringData"]
+                if ref["parameter"] == "password":
+                    assert secret["stringData"][ref["key"]] == redis_url.password, "two different Redis passwords"
+
+
+def test_k8s_networkpolicy_allows_only_redis_postgres_and_dns(k8s):
+    policies = list(of_kind(k8s, "NetworkPolicy").values())
+    for dep in of_kind(k8s, "Deployment").values():
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        (policy,) = [p for p in policies if selects(p["spec"]["podSelector"], labels)]
+        spec = policy["spec"]
+        assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+        assert not spec.get("ingress"), "workers take no connections"
+        ports = set()
+        for rule in spec["egress"]:
+            assert rule.get("ports"), "an egress rule without ports would allow everything"
+            ports |= {(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]}
+        assert ports == {(6379, "TCP"), (5432, "TCP")} | DNS_PORTS
+
+
+def test_k8s_builtin_kinds_match_the_kubernetes_schemas(k8s):
+    """Strict OpenAPI validation (unknown fields fail) for every built-in kind, on the oldest and newest
+    Kubernetes versions kubernetes-validate ships; KEDA's CRDs are checked structurally above."""
+    pytest.importorskip("kubernetes_validate", reason="kubernetes-validate ships the Kubernetes schemas")
+    import jsonschema
+    from kubernetes_validate import utils as kv
+
+    versions = sorted({kv.all_versions()[0], kv.latest_version()})
+    checked, problems = 0, []
+    for doc in k8s:
+        if doc["apiVersion"].startswith("keda.sh/"):
+            continue
+        for version in versions:
+            try:
+                kv.validate(doc, version, strict=True)
+            except jsonschema.ValidationError as e:  # kubernetes-validate's own error subclasses it
+                where = ".".join(map(str, e.absolute_path))
+                problems.append(f"{doc['kind']}/{doc['metadata']['name']} on Kubernetes {version}: {where}: {e.message}")
+        checked += 1
+    assert not problems, "\n".join(problems)
+    assert checked >= 8
