@@ -35,6 +35,8 @@ async def _raw_decoder(msg: StreamMessage[Any]) -> Any:
 
 
 def redis_client(url: str) -> aredis.Redis:
+    if url.startswith("unix://"):
+        return aredis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=15)
     return aredis.Redis.from_url(url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15)
 
 
