@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("paths", nargs="*")
     d.add_argument("--timeout", type=float, default=120.0)
 
-    sub.add_parser("status", help="stream lengths; per group: consumers, pending, lag, oldest pending age")
+    st = sub.add_parser("status", help="stream lengths; per group: consumers, pending, lag, oldest pending age")
+    st.add_argument("--json", action="store_true", help="print the figures as one JSON object")
 
     t = sub.add_parser("tail", help="follow {prefix}:enriched as a downstream consumer would")
     t.add_argument("--group", help="read in this consumer group and ack, as a downstream service does")
@@ -217,6 +218,9 @@ def cmd_status(args: argparse.Namespace, settings: Any) -> int:
     from shared.transport.admin import status
 
     info = status(_redis(settings), Topology(settings.stream_prefix))
+    if args.json:
+        print(json.dumps(info))
+        return 0
     table = Table(title="newsflow streams")
     for col in ("stream", "length", "group", "consumers", "pending", "lag", "oldest pending (s)"):
         table.add_column(col)
@@ -225,7 +229,7 @@ def cmd_status(args: argparse.Namespace, settings: Any) -> int:
             table.add_row(stream, str(s["length"]), "-", "", "", "", "")
         for g in s["groups"]:
             table.add_row(stream, str(s["length"]), g["group"], str(g["consumers"]), str(g["pending"]), str(g["lag"]), str(g["oldest_pending_age_s"] or ""))
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
     return 0
 
 
