@@ -92,16 +92,17 @@ def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def _spawn(stage: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", stage], env=env)
+def _spawn(stage: str, env: dict[str, str], log: Any = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", stage], env=env, stdout=log, stderr=log)
 
 
 class Supervisor:
     """Child processes, one per stage; a child that dies is restarted with backoff until we are told to stop."""
 
-    def __init__(self, stages: list[str], env: dict[str, str]) -> None:
+    def __init__(self, stages: list[str], env: dict[str, str], log: Any = None) -> None:
         self.stages = stages
         self.env = env
+        self.log = log  # a file for the children's output; None: ours
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {s: 0 for s in stages}
         self.next_start: dict[str, float] = {}
@@ -109,7 +110,7 @@ class Supervisor:
 
     def start(self) -> None:
         for stage in self.stages:
-            self.procs[stage] = _spawn(stage, self.env)
+            self.procs[stage] = _spawn(stage, self.env, self.log)
 
     def poll(self) -> None:
         now = time.monotonic()
@@ -123,7 +124,7 @@ class Supervisor:
                 self.next_start[stage] = now + delay
             elif now >= self.next_start[stage]:
                 del self.next_start[stage]
-                self.procs[stage] = _spawn(stage, self.env)
+                self.procs[stage] = _spawn(stage, self.env, self.log)
 
     def stop(self, timeout: float) -> None:
         self.stopping = True

@@ -53,12 +53,12 @@ def run_demo(paths: list[str], settings: Any, timeout: float = 120.0) -> int:
         "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING",
     })
     log_path = workdir / "workers.log"
-    sup = Supervisor(["cleaner", "classifier", "storage"], env)
+    log_file = open(log_path, "ab")
+    sup = Supervisor(["cleaner", "classifier", "storage"], env, log=log_file)
     r = redis.Redis.from_url(url)
     ok = False
     try:
-        with open(log_path, "ab") as log_file, _redirect_children(log_file):
-            sup.start()
+        sup.start()
         console.print(f"newsflow demo: {len(expected)} article(s), workers on {url}")
         push_articles(r, topo.raw, articles)
         enriched, dead = _wait(r, topo, set(expected), timeout, sup)
@@ -73,6 +73,7 @@ def run_demo(paths: list[str], settings: Any, timeout: float = 120.0) -> int:
             console.print(f"[green]all {len(expected)} article(s) enriched and stored[/] in {db_url}")
     finally:
         sup.stop(10)
+        log_file.close()
         if settings.redis_url:
             r.delete(*topo.all_streams(), *r.keys(f"{prefix}:*"))
         else:
@@ -82,26 +83,6 @@ def run_demo(paths: list[str], settings: Any, timeout: float = 120.0) -> int:
     return 0 if ok else 1
 
 
-class _redirect_children:
-    """Point our stderr at the log file while the workers start, so they inherit it and the table stays clean."""
-
-    def __init__(self, target: Any) -> None:
-        self.target = target
-
-    def __enter__(self) -> None:
-        import os
-
-        sys.stderr.flush()
-        self.saved = os.dup(2)
-        os.dup2(self.target.fileno(), 2)
-
-    def __exit__(self, *exc: Any) -> None:
-        import os
-
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-
-
 def _wait(r: Any, topo: Topology, ids: set[str], timeout: float, sup: Any) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     enriched: dict[str, dict[str, Any]] = {}
     dead: list[dict[str, Any]] = []
@@ -109,6 +90,9 @@ def _wait(r: Any, topo: Topology, ids: set[str], timeout: float, sup: Any) -> tu
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and len(enriched) + len(dead) < len(ids):
         sup.poll()
+        if max(sup.restarts.values()) >= 3:
+            print("newsflow demo: a worker keeps crashing; see the worker log", file=sys.stderr)
+            break
         for stream, entries in r.xread(cursors, count=500, block=500) or []:
             name = stream.decode()
             for entry_id, fields in entries:
