@@ -21,6 +21,20 @@ FAST = {"NEWSFLOW_CLAIM_IDLE_MS": "1500", "NEWSFLOW_CLAIM_INTERVAL_MS": "300", "
 CHAOS_ARTICLES = int(os.environ.get("NEWSFLOW_CHAOS_ARTICLES", "3000"))
 
 
+def kill_holding_work(r: redis.Redis, proc, stream: str, group: str, consumer: str) -> int:
+    """SIGKILL a worker at a moment it holds entries (read, not acked); return how many it held."""
+    for _ in range(500):
+        proc.send_signal(signal.SIGSTOP)
+        held = [c["pending"] for c in r.xinfo_consumers(stream, group) if c["name"].decode() == consumer]
+        if held and held[0] > 0:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return held[0]
+        proc.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError(f"{consumer} never held work")
+
+
 def enriched_ids(r: redis.Redis, prefix: str) -> list[str]:
     return [b["id"] for b in read_bodies(r, f"{prefix}:enriched")]
 
@@ -42,10 +56,10 @@ def test_chaos_sigkill_workers_mid_stream_loses_nothing(redis_url, prefix, r, tm
         half = len(articles) // 2
         push(r, f"{prefix}:raw", articles[:half])
         wait_until(lambda: r.xlen(f"{prefix}:cleaned") > 100, timeout=120, what="work in flight")
-        cleaner.send_signal(signal.SIGKILL)
+        held = kill_holding_work(r, cleaner, f"{prefix}:raw", f"{prefix}:cleaner", "cleaner-a")
         push(r, f"{prefix}:raw", articles[half:])
         wait_until(lambda: r.xlen(f"{prefix}:classified") > 100, timeout=120, what="classifier in flight")
-        classifier.send_signal(signal.SIGKILL)
+        held += kill_holding_work(r, classifier, f"{prefix}:cleaned", f"{prefix}:classifier", "classifier-a")
         kills = 2
         # New pods: new consumer names, so only reclaim can hand them the dead ones' entries.
         w.start("cleaner", "cleaner-c")
@@ -59,7 +73,7 @@ def test_chaos_sigkill_workers_mid_stream_loses_nothing(redis_url, prefix, r, tm
             raise
         ids = enriched_ids(r, prefix)
         rows, distinct = db_counts(db)
-        print(f"\nchaos: articles={len(wanted)} kills={kills} rows={rows} distinct_rows={distinct} "
+        print(f"\nchaos: articles={len(wanted)} kills={kills} held_by_killed={held} rows={rows} distinct_rows={distinct} "
               f"enriched_events={len(ids)} duplicate_events={len(ids) - len(set(ids))}")
         assert rows == distinct == len(wanted)
         assert set(ids) == wanted
