@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,5 +92,54 @@ def test_ingest_status_tail_and_dlq_commands(redis_url, prefix, r, tmp_path):
         assert "replayed 1" in run_cli(["dlq", "replay", "--id", letter_id], env).stdout
         wait_until(lambda: r.xlen(f"{prefix}:dlq") >= 1, timeout=60, what="the replayed letter to fail again")
         assert "purged 1" in run_cli(["dlq", "purge"], env).stdout
+    finally:
+        w.stop()
+
+
+def test_up_runs_every_stage_restarts_a_dead_one_and_stops_on_sigterm(redis_url, prefix, r, tmp_path):
+    import signal
+
+    import psutil
+
+    env = worker_env(redis_url, prefix, f"sqlite:///{tmp_path / 'up.db'}", tmp_path)
+    up = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, cwd=ROOT,
+                          stdout=open(tmp_path / "up.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        def children() -> list[psutil.Process]:
+            return [c for c in psutil.Process(up.pid).children() if "worker" in c.cmdline()]
+
+        wait_until(lambda: len(children()) == 3, timeout=60, what="three workers")
+        push_cleaner = [c for c in children() if "cleaner" in c.cmdline()][0]
+        push_cleaner.kill()
+        wait_until(lambda: len(children()) == 3 and push_cleaner.pid not in {c.pid for c in children()}, timeout=60, what="the cleaner restarted")
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"id": "up-1", "text": WIRE})})
+        wait_until(lambda: r.xlen(f"{prefix}:enriched") >= 1, timeout=120, what="an article through `up`")
+        pids = [c.pid for c in children()]
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0
+        assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    finally:
+        if up.poll() is None:
+            up.kill()
+
+
+def test_a_replayed_dead_letter_flows_to_enriched_once_the_cause_is_fixed(redis_url, prefix, r, tmp_path):
+    env = worker_env(redis_url, prefix, f"sqlite:///{tmp_path / 'replay.db'}", tmp_path)
+    w = Workers(env, tmp_path)
+    try:
+        cleaner = w.start("cleaner", "cleaner-small-limit", NEWSFLOW_MAX_BODY_BYTES="2048")
+        w.start("classifier")
+        w.start("storage")
+        long_story = {"id": "long-1", "text": WIRE * 5}  # over the 2 KiB limit this deployment was given
+        r.xadd(f"{prefix}:raw", {"body": json.dumps(long_story)})
+        wait_until(lambda: r.xlen(f"{prefix}:dlq") == 1, timeout=60, what="the oversized article dead-lettered")
+        # The fix: redeploy the cleaner with a sensible limit, then replay.
+        cleaner.send_signal(signal.SIGTERM)
+        cleaner.wait(30)
+        w.start("cleaner", "cleaner-fixed")
+        out = run_cli(["dlq", "replay", "--all", "--stage", "cleaner"], env)
+        assert "replayed 1" in out.stdout, out.stderr
+        wait_until(lambda: [b["id"] for b in read_bodies(r, f"{prefix}:enriched")] == ["long-1"], timeout=60, what="the replayed article enriched")
+        assert r.xlen(f"{prefix}:dlq") == 0
     finally:
         w.stop()

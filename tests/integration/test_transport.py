@@ -84,7 +84,7 @@ BAD = {
     "html not a string": {"body": json.dumps({"html": {"nested": True}})},
     "invalid UTF-8": {"body": b'{"text": "\xff\xfe bad"}'},
     "too deep": {"body": "[" * 100_000 + "]" * 100_000},
-    "too large": {"body": json.dumps({"text": "x" * (6 * 1024 * 1024)})},
+    "12 MB page": {"body": json.dumps({"html": "<p>" + "x" * (12 * 1024 * 1024) + "</p>"})},
 }
 
 
@@ -106,7 +106,7 @@ async def test_bad_entries_are_dead_lettered_with_reason_and_good_ones_pass(redi
     assert "html" in letters["html not a string"]["error"]
     assert "UTF-8" in letters["invalid UTF-8"]["error"]
     assert "nested too deeply" in letters["too deep"]["error"]
-    assert "limit" in letters["too large"]["error"]
+    assert "limit" in letters["12 MB page"]["error"]
     for letter in letters.values():
         assert letter["stage"] == "cleaner" and letter["attempts"] == 1 and letter["source_stream"] == stream
     utf = letters["invalid UTF-8"]
