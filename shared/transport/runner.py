@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 import redis.asyncio as aredis
@@ -57,7 +57,6 @@ class Counters:
     dead_lettered: int = 0
     retried: int = 0
     transient_waits: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
 
 
 def each(fn: Callable[[Entry, BaseModel], BaseModel]) -> Process:
@@ -235,7 +234,7 @@ class StageRunner:
     def _count(self, outcomes: list[Outcome]) -> None:
         self.counters.batches += 1
         for o in outcomes:
-            with bound_article(o.article_id, o.entry.meta().get("correlation_id")):
+            with bound_article(o.article_id, o.entry.meta().get("correlation_id") or o.article_id):
                 if o.output is not None:
                     self.counters.processed += 1
                     log.debug("processed", entry_id=o.entry.id)
