@@ -1,8 +1,9 @@
 """storage: reads `{prefix}:classified`, upserts a batch in one transaction, then announces on `{prefix}:enriched`.
 
-The announcement is published, and the input acked, only after the commit. A re-delivered article that
-is already stored unchanged is announced again only when it was a re-delivery (deliveries > 1): that is
-the case of a crash between commit and publish, where the first announcement may never have gone out.
+The announcement is published, and the input acked, only after the commit. An article stored unchanged is
+announced again only when it comes from the same classified entry as last time: that entry's first
+announcement may have been lost (a crash or a lost reply between commit and publish). A new entry with
+unchanged content is stored in place and not announced.
 """
 
 from __future__ import annotations
@@ -41,14 +42,14 @@ def spec(repo: Repository) -> StageSpec:
     async def process(items: list[Item]) -> list[Outcome]:
         now = utcnow()
         rows = []
-        for _, article in items:
+        for entry, article in items:
             assert isinstance(article, ClassifiedArticle)
             enriched = EnrichedArticle(**article.model_dump(), stored_at=now)
-            rows.append(Row(enriched, doc_hash(article)))
+            rows.append(Row(enriched, doc_hash(article), entry.id))
         changes = await repo.upsert_many(rows)
         outcomes = []
         for (entry, _), row in zip(items, rows):
-            announce = changes.get(row.article.id) != "unchanged" or entry.deliveries > 1
+            announce = changes.get(row.article.id) != "unchanged"
             outcomes.append(Outcome(entry, output=row.article if announce else None, article_id=row.article.id))
         return outcomes
 

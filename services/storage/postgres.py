@@ -13,19 +13,25 @@ _UPSERT = """
 WITH incoming AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
         id text, url text, source text, title text, text text, language text, published_at timestamptz,
-        word_count int, duplicate_of text, content_hash text, doc_hash text, doc jsonb, stored_at timestamptz)
-)
+        word_count int, duplicate_of text, content_hash text, doc_hash text, doc jsonb, stored_at timestamptz,
+        source_entry_id text)
+), previous AS (
+    SELECT a.id, a.source_entry_id FROM articles a JOIN incoming USING (id)
+), written AS (
 INSERT INTO articles AS a (id, url, source, title, text, language, published_at, word_count, duplicate_of,
-                           content_hash, doc_hash, doc, stored_at, updated_at)
+                           content_hash, doc_hash, doc, stored_at, updated_at, source_entry_id)
 SELECT id, url, source, title, text, language, published_at, word_count, duplicate_of,
-       content_hash, doc_hash, doc, stored_at, stored_at FROM incoming
+       content_hash, doc_hash, doc, stored_at, stored_at, source_entry_id FROM incoming
 ON CONFLICT (id) DO UPDATE SET
     url = excluded.url, source = excluded.source, title = excluded.title, text = excluded.text,
     language = excluded.language, published_at = excluded.published_at, word_count = excluded.word_count,
     duplicate_of = excluded.duplicate_of, content_hash = excluded.content_hash, doc_hash = excluded.doc_hash,
-    doc = excluded.doc, updated_at = excluded.updated_at
+    doc = excluded.doc, updated_at = excluded.updated_at, source_entry_id = excluded.source_entry_id
 WHERE a.doc_hash IS DISTINCT FROM excluded.doc_hash
 RETURNING id, (xmax = 0) AS inserted
+)
+SELECT i.id, w.inserted, (w.id IS NULL AND p.source_entry_id = i.source_entry_id) AS redelivered
+FROM incoming i LEFT JOIN written w USING (id) LEFT JOIN previous p USING (id)
 """
 
 
@@ -53,7 +59,7 @@ class PostgresRepository:
         async with self._pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
-    async def migrate(self) -> list[str]:
+    async def migrate(self, target: int | None = None) -> list[str]:
         applied = []
         async with self._pool.acquire() as conn:
             # One migrator at a time across every storage replica.
@@ -64,7 +70,7 @@ class PostgresRepository:
                 )
                 done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
                 for version, name, sql in migrations("postgres"):
-                    if version in done:
+                    if version in done or (target is not None and version > target):
                         continue
                     async with conn.transaction():
                         for statement in _statements(sql):
@@ -81,7 +87,8 @@ class PostgresRepository:
             latest[row.article.id] = row
         payload = json.dumps([_record(r) for r in latest.values()])
         async with self._pool.acquire() as conn, conn.transaction():
-            changed = await conn.fetch(_UPSERT, payload)
+            reply = await conn.fetch(_UPSERT, payload)
+            changed = [r for r in reply if r["inserted"] is not None]
             ids = [r["id"] for r in changed]
             if ids:
                 await conn.execute("DELETE FROM article_topics WHERE article_id = ANY($1)", ids)
@@ -92,9 +99,12 @@ class PostgresRepository:
                     await conn.executemany("INSERT INTO article_topics (article_id, label, code, score) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", topics)
                 if places:
                     await conn.executemany("INSERT INTO article_places (article_id, name, kind, code) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", places)
-        result: dict[str, Change] = {i: "unchanged" for i in latest}
-        for r in changed:
-            result[r["id"]] = "inserted" if r["inserted"] else "updated"
+        result: dict[str, Change] = {}
+        for r in reply:
+            if r["inserted"] is not None:
+                result[r["id"]] = "inserted" if r["inserted"] else "updated"
+            else:
+                result[r["id"]] = "redelivered" if r["redelivered"] else "unchanged"
         return result
 
     async def get(self, article_id: str) -> dict[str, Any] | None:
@@ -118,4 +128,5 @@ def _record(row: Row) -> dict[str, Any]:
         "published_at": a.published_at.isoformat() if a.published_at else None, "word_count": a.word_count,
         "duplicate_of": a.duplicate_of, "content_hash": a.content_hash, "doc_hash": row.hash,
         "doc": json.loads(a.model_dump_json(exclude={"stored_at"})), "stored_at": a.stored_at.isoformat(),
+        "source_entry_id": row.source_entry_id or None,
     }

@@ -19,12 +19,13 @@ from urllib.parse import urlparse
 
 from shared.contract import ClassifiedArticle, EnrichedArticle
 
-Change = Literal["inserted", "updated", "unchanged"]
+# "redelivered": unchanged, but from the same stream entry as last time, so announce it again.
+Change = Literal["inserted", "updated", "unchanged", "redelivered"]
 
 
 def doc_hash(article: ClassifiedArticle) -> str:
-    """A hash of everything but storage's own timestamps, to tell a real change from a re-delivery."""
-    data = article.model_dump(mode="json", exclude={"stored_at"})
+    """A hash of the article's content, without timestamps of its trip, to tell a real change from a resubmission."""
+    data = article.model_dump(mode="json", exclude={"stored_at", "received_at"})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -42,12 +43,13 @@ def migrations(backend: str) -> list[tuple[int, str, str]]:
 class Row:
     article: EnrichedArticle
     hash: str
+    source_entry_id: str = ""
 
 
 class Repository(Protocol):
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
-    async def migrate(self) -> list[str]: ...
+    async def migrate(self, target: int | None = None) -> list[str]: ...
     async def upsert_many(self, rows: list[Row]) -> dict[str, Change]: ...
     async def get(self, article_id: str) -> dict[str, Any] | None: ...
     async def count(self) -> int: ...
@@ -115,14 +117,16 @@ class SqliteRepository:
             raise RuntimeError("repository is not connected")
         return self._conn
 
-    async def migrate(self) -> list[str]:
+    async def migrate(self, target: int | None = None) -> list[str]:
+        """Apply pending migrations, up to `target` when given."""
+
         def apply() -> list[str]:
             db = self._db
             db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
             done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
             applied = []
             for version, name, sql in migrations("sqlite"):
-                if version in done:
+                if version in done or (target is not None and version > target):
                     continue
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -148,16 +152,20 @@ class SqliteRepository:
             try:
                 ids = [r.article.id for r in rows]
                 existing: dict[str, str] = {}
+                sources: dict[str, str | None] = {}
                 for i in range(0, len(ids), 500):
                     chunk = ids[i : i + 500]
-                    q = f"SELECT id, doc_hash FROM articles WHERE id IN ({','.join('?' * len(chunk))})"
-                    existing.update(db.execute(q, chunk).fetchall())
+                    q = f"SELECT id, doc_hash, source_entry_id FROM articles WHERE id IN ({','.join('?' * len(chunk))})"
+                    for article_id, hash_, source in db.execute(q, chunk).fetchall():
+                        existing[article_id] = hash_
+                        sources[article_id] = source
                 result: dict[str, Change] = {}
                 for row in rows:
                     a = row.article
                     old = existing.get(a.id)
                     if old == row.hash:
-                        result.setdefault(a.id, "unchanged")
+                        same_entry = bool(row.source_entry_id) and sources.get(a.id) == row.source_entry_id
+                        result.setdefault(a.id, "redelivered" if same_entry else "unchanged")
                         continue
                     db.execute(_SQLITE_UPSERT, _sqlite_values(row))
                     db.execute("DELETE FROM article_topics WHERE article_id = ?", (a.id,))
@@ -172,6 +180,7 @@ class SqliteRepository:
                     )
                     result[a.id] = "inserted" if old is None and a.id not in result else result.get(a.id, "updated")
                     existing[a.id] = row.hash
+                    sources[a.id] = row.source_entry_id
                 db.execute("COMMIT")
                 return result
             except BaseException:
@@ -192,7 +201,7 @@ class SqliteRepository:
 
 
 _COLUMNS = ("id", "url", "source", "title", "text", "language", "published_at", "word_count", "duplicate_of",
-            "content_hash", "doc_hash", "doc", "stored_at", "updated_at")
+            "content_hash", "doc_hash", "doc", "stored_at", "updated_at", "source_entry_id")
 
 _SQLITE_UPSERT = (
     f"INSERT INTO articles ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -209,7 +218,7 @@ def _sqlite_values(row: Row) -> tuple[Any, ...]:
     a = row.article
     doc = a.model_dump_json(exclude={"stored_at"})
     return (a.id, a.url, a.source, a.title, a.text, a.language, _iso(a.published_at), a.word_count, a.duplicate_of,
-            a.content_hash, row.hash, doc, _iso(a.stored_at), _iso(a.stored_at))
+            a.content_hash, row.hash, doc, _iso(a.stored_at), _iso(a.stored_at), row.source_entry_id or None)
 
 
 def _statements(sql: str) -> list[str]:

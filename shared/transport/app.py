@@ -7,7 +7,7 @@ touches the public streams, and we ack ourselves in the same MULTI/EXEC that pub
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 import redis.asyncio as aredis
 from faststream import FastStream
@@ -48,7 +48,9 @@ def build_app(
     on_startup: Callable[[], Any] | None = None,
     on_shutdown: Callable[[], Any] | None = None,
     description: str = "",
+    background: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> tuple[FastStream, StageRunner]:
+    """`background`: coroutine factories (e.g. the fetcher's scheduler) started after startup, cancelled at shutdown."""
     consumer = settings.consumer_name()
     runner = StageRunner(spec, settings, redis_client(redis_url), consumer)
     broker = RedisBroker(redis_url, logger=None, graceful_timeout=settings.shutdown_timeout_s)
@@ -70,7 +72,11 @@ def build_app(
     )
     async def handle(raw: Any) -> None:
         entries = [Entry(i.decode(), f) for i, f in zip(raw["message_ids"], raw["data"])]
-        await runner.handle_batch(entries)
+        try:
+            await runner.handle_batch(entries)
+        except Exception:
+            # The batch stays pending and is reclaimed; say so, since FastStream's own logger is off.
+            log.exception("batch_failed_left_pending", count=len(entries), first=entries[0].id if entries else None)
 
     tasks: list[asyncio.Task[None]] = []
     app = FastStream(broker, logger=None)
@@ -87,6 +93,8 @@ def build_app(
     @app.after_startup
     async def _maintain() -> None:
         tasks.append(asyncio.create_task(maintenance_loop(runner)))
+        for factory in background:
+            tasks.append(asyncio.create_task(factory()))
         log.info("worker_started", consumer=consumer, stream=runner.input_stream, group=runner.group)
 
     @app.on_shutdown

@@ -7,13 +7,12 @@ import time
 
 from typing import Any
 
-import redis.exceptions
 import redis.exceptions as redis_exceptions
 
 from shared.logging import get_logger
 
 from .entries import Entry
-from .runner import TRANSIENT, StageRunner, _backoff
+from .runner import StageRunner, _backoff, is_transient_redis
 
 log = get_logger("newsflow.reclaim")
 
@@ -27,27 +26,53 @@ async def reclaim_once(runner: StageRunner) -> int:
         next_id, claimed, *_ = await runner.redis.xautoclaim(
             runner.input_stream, runner.group, runner.consumer, min_idle_time=s.claim_idle_ms, start_id=start, count=s.batch_size
         )
+        if any(eid is None or fields is None for eid, fields in claimed):
+            # Redis 6.2 answers nil for entries deleted while pending, without their ids: list what we now own.
+            claimed = await _claimed_with_gaps(runner, start, _s(next_id))
         entries = [Entry(_s(eid), fields) for eid, fields in claimed if fields is not None]
-        gone = [_s(eid) for eid, fields in claimed if fields is None]
-        if gone:  # trimmed while pending (Redis 6.2 still lists them): nothing left to process
-            await runner.redis.xack(runner.input_stream, runner.group, *gone)
         if entries:
             counts = await _delivery_counts(runner, entries)
             for e in entries:
                 e.deliveries = counts.get(e.id, e.deliveries)
             log.info("reclaimed", count=len(entries), first=entries[0].id, max_deliveries_seen=max(e.deliveries for e in entries))
-            await runner.handle_batch(entries)
+            first_time = [e for e in entries if e.deliveries <= 1]
+            if first_time:
+                await runner.handle_batch(first_time)
+            # An entry delivered before may be what killed its last worker: alone, it cannot take batch-mates with it.
+            for e in entries:
+                if e.deliveries > 1:
+                    await runner.handle_batch([e])
             total += len(entries)
         start = _s(next_id)
         if start == "0-0" or runner.stopping.is_set():
             return total
 
 
-async def _delivery_counts(runner: StageRunner, entries: list[Entry]) -> dict[str, int]:
+async def _claimed_with_gaps(runner: StageRunner, start: str, end: str) -> list[tuple[str, dict[bytes, bytes] | None]]:
     rows = await runner.redis.xpending_range(
-        runner.input_stream, runner.group, min=entries[0].id, max=entries[-1].id, count=len(entries) * 2, consumername=runner.consumer
+        runner.input_stream, runner.group, min=start, max="+" if end == "0-0" else f"({end}",
+        count=runner.settings.batch_size * 4, consumername=runner.consumer,
     )
-    return {_s(r["message_id"]): int(r["times_delivered"]) for r in rows}
+    out: list[tuple[str, dict[bytes, bytes] | None]] = []
+    gone = []
+    for row in rows:
+        eid = _s(row["message_id"])
+        found = await runner.redis.xrange(runner.input_stream, min=eid, max=eid)
+        if found:
+            out.append((eid, found[0][1]))
+        else:
+            gone.append(eid)
+    if gone:  # trimmed or deleted while pending: nothing left to process
+        await runner.redis.xack(runner.input_stream, runner.group, *gone)
+    return out
+
+
+async def _delivery_counts(runner: StageRunner, entries: list[Entry]) -> dict[str, int]:
+    async with runner.redis.pipeline(transaction=False) as pipe:
+        for e in entries:
+            pipe.xpending_range(runner.input_stream, runner.group, min=e.id, max=e.id, count=1)
+        replies = await pipe.execute()
+    return {_s(rows[0]["message_id"]): int(rows[0]["times_delivered"]) for rows in replies if rows}
 
 
 async def heartbeat(runner: StageRunner) -> None:
@@ -79,18 +104,22 @@ async def purge_dead_consumers(runner: StageRunner) -> list[str]:
 
 
 async def safe_trim_id(redis: Any, stream: str, retention_ms: int) -> str | None:
-    """The lowest id any group still needs (its oldest pending entry, or its read position), capped by retention."""
-    floor = int(time.time() * 1000) - retention_ms
-    candidates = [floor]
+    """The lowest id any group still needs (its oldest pending entry, or the entry after its read position),
+    capped by the retention window. Entries below it have been read and acked by every group."""
+    candidates = [(int(time.time() * 1000) - retention_ms, 0)]
     try:
         groups = await redis.xinfo_groups(stream)
     except redis_exceptions.ResponseError:
         return None  # no such stream yet
     for g in groups:
         summary = await redis.xpending(stream, g["name"])
-        position = _s(summary["min"]) if summary["pending"] else _s(g["last-delivered-id"])
-        candidates.append(_ms(position))
-    return f"{min(candidates)}-0"
+        if summary["pending"]:
+            candidates.append(_id(_s(summary["min"])))
+        else:
+            ms, seq = _id(_s(g["last-delivered-id"]))
+            candidates.append((ms, seq + 1))
+    ms, seq = min(candidates)
+    return f"{ms}-{seq}"
 
 
 async def trim(runner: StageRunner) -> None:
@@ -108,19 +137,38 @@ async def trim(runner: StageRunner) -> None:
             await runner.redis.xtrim(stream, minid=minid, approximate=True)
 
 
+async def heartbeat_loop(runner: StageRunner) -> None:
+    """Its own task, so a reclaimed batch waiting on a dependency never starves the heartbeat; runs until cancelled,
+    which the app does only after the graceful stop, so entries finishing during shutdown stay ours."""
+    beat_every = max(0.05, runner.settings.claim_idle_ms / 4000)
+    while True:
+        await asyncio.sleep(beat_every)
+        if not runner.in_flight:
+            continue
+        try:
+            await heartbeat(runner)
+        except Exception as exc:
+            log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+
+
 async def maintenance_loop(runner: StageRunner) -> None:
+    beat = asyncio.create_task(heartbeat_loop(runner))
+    try:
+        await _maintain(runner)
+    finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+
+
+async def _maintain(runner: StageRunner) -> None:
     s = runner.settings
     interval = s.claim_interval_ms / 1000
-    beat_every = max(0.05, s.claim_idle_ms / 3000)
     purge_every = max(1.0, min(60.0, s.consumer_idle_purge_ms / 2000))
-    last_beat = last_purge = last_trim = 0.0
+    last_purge = last_trim = 0.0
     attempt = 0
     while not runner.stopping.is_set():
         try:
             now = time.monotonic()
-            if runner.in_flight and now - last_beat >= beat_every:
-                await heartbeat(runner)
-                last_beat = now
             if now - last_purge >= purge_every:
                 await purge_dead_consumers(runner)
                 last_purge = now
@@ -130,29 +178,30 @@ async def maintenance_loop(runner: StageRunner) -> None:
                 last_trim = now
             attempt = 0
             delay = interval
-        except TRANSIENT as exc:
-            delay = _backoff(attempt)
-            attempt += 1
-            log.warning("maintenance_redis_unavailable", error=str(exc)[:200], retry_in_s=round(delay, 2))
-        except redis.exceptions.ResponseError as exc:
-            if "NOGROUP" in str(exc):
+        except Exception as exc:
+            delay = interval
+            if is_transient_redis(exc):
+                delay = _backoff(attempt)
+                attempt += 1
+                log.warning("maintenance_redis_unavailable", error=str(exc)[:200], retry_in_s=round(delay, 2))
+            elif "NOGROUP" in str(exc):
                 # The stream or group vanished (a Redis without persistence restarted): recreate and go on.
                 log.error("group_missing_recreating", error=str(exc)[:200])
-                await runner.ensure_groups()
+                try:
+                    await runner.ensure_groups()
+                except Exception:
+                    log.exception("group_recreate_failed")
             else:
                 log.exception("maintenance_failed")
-            delay = interval
-        except Exception:
-            log.exception("maintenance_failed")
-            delay = interval
         try:
-            await asyncio.wait_for(runner.stopping.wait(), timeout=min(delay, beat_every))
+            await asyncio.wait_for(runner.stopping.wait(), timeout=delay)
         except asyncio.TimeoutError:
             pass
 
 
-def _ms(entry_id: str) -> int:
-    return int(entry_id.split("-", 1)[0])
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _s(value: bytes | str) -> str:

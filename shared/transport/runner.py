@@ -38,6 +38,29 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+# Redis error replies that say the server cannot take writes right now, not that the entry is bad.
+TRANSIENT_REPLIES = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "LOADING")
+
+
+_TRANSIENT_REDIS_CLASSES = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+
+
+def is_transient_redis(exc: BaseException) -> bool:
+    if isinstance(exc, TRANSIENT + _TRANSIENT_REDIS_CLASSES):
+        return True
+    if not isinstance(exc, redis.exceptions.ResponseError):
+        return False
+    # Inside a pipeline the reply comes wrapped ("Command # 1 (...) of pipeline caused error: ...").
+    text = str(exc)
+    return text.startswith(TRANSIENT_REPLIES) or any(f"{reply} " in text for reply in TRANSIENT_REPLIES if reply != "OOM")
+
+
 @dataclass
 class StageSpec:
     """What a stage is: the stream it reads, the stream it writes, and how it turns one into the other."""
@@ -142,6 +165,8 @@ class StageRunner:
             items.append((entry, model))
         if items:
             outcomes.extend(await self._process(items))
+        for o in outcomes:
+            _serialise(o)
         return outcomes
 
     async def _process(self, items: list[Item]) -> list[Outcome]:
@@ -187,8 +212,8 @@ class StageRunner:
                     self._queue(pipe, outcomes)
                     await pipe.execute()
                 return
-            except TRANSIENT as exc:
-                if self.stopping.is_set():
+            except Exception as exc:
+                if not is_transient_redis(exc) or self.stopping.is_set():
                     raise
                 delay = _backoff(attempt)
                 attempt += 1
@@ -204,7 +229,7 @@ class StageRunner:
             meta = o.entry.meta()
             if o.output is not None and self.output_stream:
                 meta.setdefault("correlation_id", o.article_id or o.entry.id)
-                pipe.xadd(self.output_stream, {"body": dump(o.output), **meta, **o.extra_fields}, maxlen=maxlen, approximate=True)
+                pipe.xadd(self.output_stream, {"body": o.body, **meta, **o.extra_fields}, maxlen=maxlen, approximate=True)
             elif o.dead_letter is not None:
                 original, encoding = o.entry.original()
                 letter = DeadLetter(
@@ -246,6 +271,17 @@ class StageRunner:
                     log.warning("will_retry", entry_id=o.entry.id, error=o.retry[:300], attempts=o.entry.deliveries)
                 else:
                     self.counters.processed += 1  # finished with nothing to publish, e.g. an unchanged re-delivery
+
+
+def _serialise(o: Outcome) -> None:
+    """Dump the output now, so an output that cannot be written dead-letters its own entry, not the batch."""
+    if o.output is None:
+        return
+    try:
+        o.body = dump(o.output)
+    except Exception as exc:  # e.g. metadata nested too deeply for the serialiser
+        o.output = None
+        o.dead_letter = f"output could not be serialised: {type(exc).__name__}: {exc}"[:500]
 
 
 def _backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:

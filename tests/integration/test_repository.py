@@ -25,16 +25,16 @@ def article(i: int, text: str = "Some text about things.") -> ClassifiedArticle:
     )
 
 
-def rows(articles: list[ClassifiedArticle]) -> list[Row]:
+def rows(articles: list[ClassifiedArticle], entry: str = "") -> list[Row]:
     now = utcnow()
-    return [Row(EnrichedArticle(**a.model_dump(), stored_at=now), doc_hash(a)) for a in articles]
+    return [Row(EnrichedArticle(**a.model_dump(), stored_at=now), doc_hash(a), entry and f"{entry}-{a.id}") for a in articles]
 
 
 async def test_migrate_from_empty_then_again_is_a_no_op(database_url):
     repo = open_repository(database_url)
     await repo.connect()
     try:
-        assert await repo.migrate() == ["0001_articles.sql"]
+        assert await repo.migrate() == ["0001_articles.sql", "0002_source_entry.sql"]
         assert await repo.migrate() == []
     finally:
         await repo.close()
@@ -72,3 +72,50 @@ async def test_concurrent_writers_leave_one_row_per_id(database_url):
     finally:
         for repo in repos:
             await repo.close()
+
+
+async def test_migrate_from_the_previous_version(database_url):
+    """A database at version 1 (rows included) is brought to the current version without losing rows."""
+    repo = open_repository(database_url)
+    await repo.connect()
+    try:
+        assert await repo.migrate(target=1) == ["0001_articles.sql"]
+        db_v1 = repo
+        # Version 1 had no source_entry_id column: write a row the way version 1 did.
+        await _insert_v1_row(db_v1, database_url)
+        assert await repo.migrate() == ["0002_source_entry.sql"]
+        assert await repo.count() == 1
+        assert (await repo.upsert_many(rows([article(1)], entry="e1"))) == {"a1": "updated"}
+        assert (await repo.get("a1"))["title"] == "Title 1"
+    finally:
+        await repo.close()
+
+
+async def test_same_entry_again_is_redelivered_a_new_entry_with_same_content_is_unchanged(database_url):
+    repo = open_repository(database_url)
+    await repo.connect()
+    await repo.migrate()
+    try:
+        assert await repo.upsert_many(rows([article(1)], entry="e1")) == {"a1": "inserted"}
+        # The same stream entry once more: its announcement may have been lost, so it must be announced again.
+        assert await repo.upsert_many(rows([article(1)], entry="e1")) == {"a1": "redelivered"}
+        # A new entry carrying the same content (a resubmission): stored in place, not announced.
+        assert await repo.upsert_many(rows([article(1)], entry="e2")) == {"a1": "unchanged"}
+        received_later = article(1).model_copy(update={"received_at": utcnow()})
+        assert await repo.upsert_many(rows([received_later], entry="e3")) == {"a1": "unchanged"}
+    finally:
+        await repo.close()
+
+
+async def _insert_v1_row(repo, database_url: str) -> None:
+    values = ("a1", "u", "t", "Title 1", "Some text about things.", "en", None, 4, None, "h1", "x", "{}", "2025-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00")
+    cols = "id, url, source, title, text, language, published_at, word_count, duplicate_of, content_hash, doc_hash, doc, stored_at, updated_at"
+    if database_url.startswith("sqlite"):
+        await repo._run(lambda: repo._db.execute(f"INSERT INTO articles ({cols}) VALUES ({','.join('?' * 14)})", values))
+    else:
+        from datetime import datetime
+
+        v = list(values)
+        v[12] = v[13] = datetime.fromisoformat(values[12])
+        async with repo._pool.acquire() as conn:
+            await conn.execute(f"INSERT INTO articles ({cols}) VALUES ({','.join(f'${i}' for i in range(1, 15))})", *v)
