@@ -14,7 +14,7 @@ from shared.transport.runner import StageRunner
 
 log = get_logger("newsflow.bootstrap")
 
-WORKER_STAGES = ("cleaner", "classifier", "storage")
+WORKER_STAGES = ("fetcher", "cleaner", "classifier", "storage")
 
 
 def redis_url(settings: Settings, *, persistent: bool = True) -> str:
@@ -23,6 +23,8 @@ def redis_url(settings: Settings, *, persistent: bool = True) -> str:
 
 
 def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, StageRunner]:
+    if stage == "fetcher":
+        return build_fetcher(settings, url)
     if stage == "cleaner":
         from services.cleaner import app as cleaner
         from services.cleaner.dedup import ExactDuplicateIndex
@@ -54,6 +56,30 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
 
         return build_app(storage.spec(repo), settings, url, on_startup=start, on_shutdown=repo.close)
     raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(WORKER_STAGES)}")
+
+
+def build_fetcher(settings: Settings, url: str) -> tuple[FastStream, StageRunner]:
+    from services.fetcher import app as fetcher
+    from services.fetcher.http import FetchConfig, PoliteFetcher
+    from services.fetcher.scheduler import Scheduler
+    from services.fetcher.sources import load_sources
+    from services.fetcher.urls import SeenUrls
+
+    # Read the sources first: a broken sources file stops the worker at once, not at the first poll.
+    sources = load_sources(settings.sources_file, settings.source_poll_s) if settings.sources_file else []
+    fetch_redis = redis_client(url)
+    http = PoliteFetcher(fetch_redis, settings.stream_prefix, FetchConfig.from_settings(settings))
+    seen = SeenUrls(fetch_redis, settings.stream_prefix, settings.fetch_seen_ttl_s)
+    background = []
+    if sources:
+        tick = min(1.0, min(s.interval_s for s in sources) / 2)
+        background.append(Scheduler(fetch_redis, settings, sources, http, seen, tick_s=tick).run)
+
+    async def close() -> None:
+        await http.aclose()
+        await fetch_redis.aclose()
+
+    return build_app(fetcher.spec(http, seen, settings), settings, url, on_shutdown=close, background=background)
 
 
 async def connect_with_retry(repo: object, max_delay: float = 5.0) -> None:

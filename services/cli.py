@@ -20,12 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", help="run one stage, long-running, graceful on SIGTERM")
-    w.add_argument("stage", choices=("cleaner", "classifier", "storage"))
+    w.add_argument("stage", choices=("fetcher", "cleaner", "classifier", "storage"))
 
     u = sub.add_parser("up", help="run every stage, each in its own process, restarting any that dies")
-    u.add_argument("--stages", default="cleaner,classifier,storage")
+    u.add_argument("--stages", default=None,
+                   help="comma-separated; default cleaner,classifier,storage, plus fetcher when NEWSFLOW_SOURCES_FILE is set")
 
-    i = sub.add_parser("ingest", help="push .txt/.html/.json/.jsonl files, folders or stdin (-) to {prefix}:raw")
+    i = sub.add_parser("ingest", help="push .txt/.html/.json/.jsonl files, folders or stdin (-) to {prefix}:raw, "
+                                      "and http(s) URLs to {prefix}:fetch for the fetcher")
     i.add_argument("paths", nargs="+")
     i.add_argument("--source", default=None)
 
@@ -152,7 +154,8 @@ def cmd_up(args: argparse.Namespace, settings: Any) -> int:
     from services.bootstrap import redis_url
 
     url = redis_url(settings)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    default = "fetcher,cleaner,classifier,storage" if settings.sources_file else "cleaner,classifier,storage"
+    stages = [s.strip() for s in (args.stages or default).split(",") if s.strip()]
     sup = Supervisor(stages, _worker_env(settings, url))
     stop = {"now": False}
 
@@ -202,12 +205,37 @@ def load_articles(paths: list[str], source: str | None = None) -> list[Any]:
     return out
 
 
+def is_url(value: str) -> bool:
+    return value.lower().startswith(("http://", "https://"))
+
+
+def fetch_requests(urls: list[str], source: str | None = None) -> list[Any]:
+    from services.fetcher.urls import canonicalize
+    from shared.contract import FetchRequest
+
+    out = []
+    for url in urls:
+        try:
+            canonicalize(url)
+        except ValueError as exc:
+            raise SystemExit(f"newsflow ingest: {exc}") from None
+        out.append(FetchRequest(url=url, source=source or "ingest").model_dump(mode="json"))
+    return out
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Any) -> int:
     from shared.topology import Topology
 
-    articles = load_articles(args.paths, args.source)
-    ids = push_articles(_redis(settings), Topology(settings.stream_prefix).raw, articles)
-    print(f"pushed {len(ids)} article(s) to {Topology(settings.stream_prefix).raw}")
+    topo = Topology(settings.stream_prefix)
+    urls = [p for p in args.paths if is_url(p)]
+    paths = [p for p in args.paths if not is_url(p)]
+    r = _redis(settings)
+    if paths:
+        ids = push_articles(r, topo.raw, load_articles(paths, args.source))
+        print(f"pushed {len(ids)} article(s) to {topo.raw}")
+    if urls:
+        ids = push_articles(r, topo.fetch, fetch_requests(urls, args.source))
+        print(f"pushed {len(ids)} URL(s) to {topo.fetch}; `newsflow worker fetcher` fetches them")
     return 0
 
 
@@ -231,6 +259,19 @@ def cmd_status(args: argparse.Namespace, settings: Any) -> int:
         for g in s["groups"]:
             table.add_row(stream, str(s["length"]), g["group"], str(g["consumers"]), str(g["pending"]), str(g["lag"]), str(g["oldest_pending_age_s"] or ""))
     Console(width=max(120, Console().width)).print(table)
+    if info.get("sources"):
+        src = Table(title="fetcher sources")
+        for col in ("source", "kind", "last ok", "failures", "next poll in (s)", "last added", "last error"):
+            src.add_column(col)
+        now = time.time()
+        for name, st in info["sources"].items():
+            last_ok = float(st["last_ok"]) if st.get("last_ok") else None
+            next_poll = float(st["next_poll"]) if st.get("next_poll") else None
+            src.add_row(name, st.get("kind", ""),
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last_ok)) if last_ok else "never",
+                        st.get("failures", "0"), f"{max(0.0, next_poll - now):.0f}" if next_poll else "now",
+                        st.get("last_added", ""), (st.get("last_error") or "")[:60])
+        Console(width=max(120, Console().width)).print(src)
     return 0
 
 

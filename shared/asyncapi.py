@@ -14,7 +14,7 @@ from shared.contract import SCHEMA_VERSION, STREAM_MODELS
 from shared.settings import Settings
 from shared.topology import Topology
 
-STAGE_IO = {"cleaner": ("raw", "cleaned"), "classifier": ("cleaned", "classified"), "storage": ("classified", "enriched")}
+STAGE_IO = {"fetcher": ("fetch", "raw"), "cleaner": ("raw", "cleaned"), "classifier": ("cleaned", "classified"), "storage": ("classified", "enriched")}
 
 
 def entry_model(stream: str) -> type[BaseModel]:

@@ -68,6 +68,22 @@ class RawArticle(_Model):
         return self.id or stable_id(self.url, self.text or self.html or "")
 
 
+class FetchRequest(_Model):
+    """What goes on `{prefix}:fetch`: a page for the fetcher to download and put on `{prefix}:raw`."""
+
+    url: str = Field(..., min_length=1, max_length=8192, description="http(s) URL of the page.")
+    source: str | None = Field(None, max_length=500, description="Feed, site or scraper name.")
+    language: str | None = Field(None, max_length=20, description="A hint, passed on to the raw article.")
+    category: str | None = Field(None, max_length=200, description="A hint, passed on in the raw article's metadata.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Passed on; `title` and `published_at` become the raw article's.")
+    schema_version: int = SCHEMA_VERSION
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _null_metadata(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
 class Dateline(_Model):
     """Where and by whom wire copy was filed: `SEOUL, South Korea (AP) —`."""
 
@@ -158,6 +174,7 @@ class DeadLetter(_Model):
 
 
 STREAM_MODELS: dict[str, type[BaseModel]] = {
+    "fetch": FetchRequest,
     "raw": RawArticle,
     "cleaned": CleanArticle,
     "classified": ClassifiedArticle,

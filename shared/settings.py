@@ -51,6 +51,22 @@ class Settings(BaseSettings):
     trim_interval_s: float = Field(10.0, gt=0, description="How often a worker trims its input stream (XTRIM MINID).")
     classifier: str = Field("keywords", description="Topic backend: `keywords`, or `module:attr` for your own model.")
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for in-flight work on SIGTERM.")
+    # -- the fetcher --
+    sources_file: str | None = Field(None, description="TOML, YAML or JSON file of sources the fetcher polls; unset: none.")
+    fetch_user_agent: str = Field("newsflow/0.1 (+https://github.com/newsflow)", description="User-Agent, also the robots.txt agent.")
+    fetch_timeout_s: float = Field(20.0, gt=0, description="Connect and read timeout of one HTTP request.")
+    fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Larger responses are refused (permanent failure).")
+    fetch_max_redirects: int = Field(5, ge=0, description="Redirects followed per request.")
+    fetch_max_attempts: int = Field(3, ge=1, description="Attempts per request on 429, 5xx and connection errors.")
+    fetch_retry_after_max_s: float = Field(60.0, ge=0, description="Longest Retry-After waited in place; longer ones retry via reclaim.")
+    fetch_concurrency: int = Field(16, ge=1, description="Requests in flight per worker.")
+    fetch_host_concurrency: int = Field(2, ge=1, description="Requests in flight per host per worker.")
+    fetch_host_interval_s: float = Field(1.0, ge=0, description="Minimum time between two requests to one host (per worker).")
+    fetch_obey_robots: bool = Field(True, description="Obey robots.txt (cached per origin).")
+    fetch_seen_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="A fetched URL is not fetched again for this long.")
+    source_poll_s: float = Field(300.0, gt=0, description="Default poll interval of a source.")
+    source_max_backoff_s: float = Field(3600.0, gt=0, description="Longest wait after a source keeps failing.")
+    source_max_items: int = Field(1000, ge=1, description="Items taken from one feed or sitemap document.")
 
     def consumer_name(self) -> str:
         return self.consumer or f"{socket.gethostname()}-{os.getpid()}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAGES = ("cleaner", "classifier", "storage")
+STAGES = ("cleaner", "classifier", "storage")  # the deployed pipeline (compose, Kubernetes)
+ALL_STAGES = ("fetcher", *STAGES)  # every stage a worker can run; the fetcher's manifests are still to come
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,10 @@ class Topology:
 
     def stream(self, name: str) -> str:
         return f"{self.prefix}:{name}"
+
+    @property
+    def fetch(self) -> str:
+        return self.stream("fetch")
 
     @property
     def raw(self) -> str:
@@ -38,10 +43,10 @@ class Topology:
         return f"{self.prefix}:{stage}"
 
     def input_of(self, stage: str) -> str:
-        return {"cleaner": self.raw, "classifier": self.cleaned, "storage": self.classified}[stage]
+        return {"fetcher": self.fetch, "cleaner": self.raw, "classifier": self.cleaned, "storage": self.classified}[stage]
 
     def output_of(self, stage: str) -> str:
-        return {"cleaner": self.cleaned, "classifier": self.classified, "storage": self.enriched}[stage]
+        return {"fetcher": self.raw, "cleaner": self.cleaned, "classifier": self.classified, "storage": self.enriched}[stage]
 
     def all_streams(self) -> list[str]:
-        return [self.raw, self.cleaned, self.classified, self.enriched, self.dlq]
+        return [self.fetch, self.raw, self.cleaned, self.classified, self.enriched, self.dlq]

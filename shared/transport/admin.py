@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from shared.topology import STAGES, Topology
+from shared.topology import ALL_STAGES, Topology
 
 
 def _s(v: Any) -> Any:
@@ -43,7 +43,17 @@ def status(r: redis.Redis, topology: Topology) -> dict[str, Any]:
                 }
             )
         out["streams"][stream] = info
+    out["sources"] = source_states(r, topology.prefix)
     return out
+
+
+def source_states(r: redis.Redis, prefix: str) -> dict[str, dict[str, Any]]:
+    """The fetcher's per-source state hashes, `{prefix}:sources:<name>`: last_ok, failures, next_poll, last_error..."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in r.scan_iter(match=f"{prefix}:sources:*", count=500):
+        name = _s(key).split(":sources:", 1)[1]
+        out[name] = {_s(k): _s(v) for k, v in r.hgetall(key).items()}
+    return dict(sorted(out.items()))
 
 
 def dlq_list(r: redis.Redis, topology: Topology, count: int = 50, stage: str | None = None) -> list[dict[str, Any]]:
@@ -87,7 +97,7 @@ def dlq_replay(r: redis.Redis, topology: Topology, *, ids: list[str] | None = No
         if stage and letter.get("stage") != stage:
             continue
         target = letter.get("source_stream") or topology.input_of(letter["stage"])
-        if letter.get("stage") in STAGES and target != topology.input_of(letter["stage"]):
+        if letter.get("stage") in ALL_STAGES and target != topology.input_of(letter["stage"]):
             continue  # a letter from another prefix: never write outside our topology
         with r.pipeline(transaction=True) as pipe:
             pipe.xadd(target, _original_fields(letter))

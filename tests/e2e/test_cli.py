@@ -106,7 +106,14 @@ def test_up_runs_every_stage_restarts_a_dead_one_and_stops_on_sigterm(redis_url,
                           stdout=open(tmp_path / "up.log", "wb"), stderr=subprocess.STDOUT)
     try:
         def children() -> list[psutil.Process]:
-            return [c for c in psutil.Process(up.pid).children() if "worker" in c.cmdline()]
+            out = []
+            for c in psutil.Process(up.pid).children():
+                try:
+                    if "worker" in c.cmdline():
+                        out.append(c)
+                except (psutil.ZombieProcess, psutil.NoSuchProcess):
+                    pass  # a killed worker `up` has not reaped yet
+            return out
 
         wait_until(lambda: len(children()) == 3, timeout=60, what="three workers")
         push_cleaner = [c for c in children() if "cleaner" in c.cmdline()][0]

@@ -1,0 +1,355 @@
+"""A polite HTTP fetcher: robots.txt, per-host limits, conditional GET, bounded retries, redirects, size limit.
+
+One PoliteFetcher per worker process. Politeness (per-host concurrency and minimum interval) is per process;
+replicas each keep their own, so a host sees at most replicas x fetch_host_concurrency requests at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import email.utils
+import hashlib
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import redis.asyncio as aredis
+from protego import Protego
+
+from shared.errors import PermanentError, TransientError
+from shared.logging import get_logger
+
+from .urls import canonicalize
+
+log = get_logger("newsflow.fetcher.http")
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+VALIDATORS_TTL_S = 30 * 24 * 3600
+ROBOTS_MAX_BYTES = 512 * 1024
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:\-]+)["']""", re.I)
+
+
+@dataclass
+class FetchResult:
+    url: str  # as requested
+    final_url: str  # after redirects
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes = b""
+    text: str = ""
+    encoding: str | None = None
+    not_modified: bool = False
+    redirects: list[str] = field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+@dataclass
+class FetchConfig:
+    user_agent: str = "newsflow/0.1"
+    timeout_s: float = 20.0
+    max_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    max_attempts: int = 3
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 10.0
+    retry_after_max_s: float = 60.0
+    concurrency: int = 16
+    host_concurrency: int = 2
+    host_interval_s: float = 1.0
+    obey_robots: bool = True
+    robots_ttl_s: float = 3600.0
+    crawl_delay_max_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "FetchConfig":
+        return cls(
+            user_agent=s.fetch_user_agent, timeout_s=s.fetch_timeout_s, max_bytes=s.fetch_max_bytes,
+            max_redirects=s.fetch_max_redirects, max_attempts=s.fetch_max_attempts,
+            retry_after_max_s=s.fetch_retry_after_max_s, concurrency=s.fetch_concurrency,
+            host_concurrency=s.fetch_host_concurrency, host_interval_s=s.fetch_host_interval_s,
+            obey_robots=s.fetch_obey_robots,
+        )
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, wait_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.wait_s = wait_s
+
+
+class PoliteFetcher:
+    def __init__(self, redis: aredis.Redis, prefix: str, config: FetchConfig | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.config = config or FetchConfig()
+        c = self.config
+        self.client = httpx.AsyncClient(
+            headers={"User-Agent": c.user_agent, "Accept-Encoding": "gzip, deflate"},
+            timeout=httpx.Timeout(c.timeout_s),
+            follow_redirects=False,  # followed by hand: each hop gets robots.txt and the host's limits
+            transport=transport,
+            limits=httpx.Limits(max_connections=c.concurrency * 2, max_keepalive_connections=c.concurrency),
+        )
+        self._all = asyncio.Semaphore(c.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._turn_locks: dict[str, asyncio.Lock] = {}
+        self._next_slot: dict[str, float] = {}
+        self._robots: dict[str, tuple[float, Protego | None]] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- public -----------------------------------------------------------------------------------------
+
+    async def fetch(self, url: str, *, conditional: bool = True) -> FetchResult:
+        """GET a page. PermanentError: it can never succeed (4xx, robots.txt, too large, not http).
+        TransientError: the retries ran out on 429, 5xx or connection errors. A 304 gives not_modified=True.
+
+        Validators are only read here; call save_validators() once the result has been handed on."""
+        try:
+            current = canonicalize(url)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from None
+        redirects: list[str] = []
+        for _hop in range(self.config.max_redirects + 1):
+            # SSRF guard goes here (a later issue): refuse hosts resolving to private, loopback or link-local
+            # addresses, checked for every hop, before robots.txt and before the request itself.
+            if self.config.obey_robots and not await self._allowed(current):
+                raise PermanentError(f"robots.txt disallows {current}")
+            validators = await self._validators(current) if conditional else {}
+            status, headers, content, final = await self._get_with_retries(current, validators)
+            if status in REDIRECT_STATUSES:
+                location = headers.get("location")
+                if not location:
+                    raise PermanentError(f"HTTP {status} without Location from {current}")
+                redirects.append(current)
+                try:
+                    current = canonicalize(urljoin(current, location))
+                except ValueError as exc:
+                    raise PermanentError(f"bad redirect from {redirects[-1]}: {exc}") from None
+                continue
+            result = FetchResult(url=url, final_url=final, status=status, headers=headers, content=content,
+                                 redirects=redirects, etag=headers.get("etag"), last_modified=headers.get("last-modified"))
+            if status == 304:
+                result.not_modified = True
+                return result
+            result.text, result.encoding = decode_body(content, headers.get("content-type", ""))
+            return result
+        raise PermanentError(f"more than {self.config.max_redirects} redirects from {url}")
+
+    async def save_validators(self, result: FetchResult) -> None:
+        """Remember ETag / Last-Modified of a 200, for the requested URL and the final one."""
+        if result.not_modified or not (result.etag or result.last_modified):
+            return
+        mapping = {k: v for k, v in (("etag", result.etag), ("last_modified", result.last_modified)) if v}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for u in {canonicalize(result.url), canonicalize(result.final_url)}:
+                key = self.validators_key(u)
+                pipe.delete(key)
+                pipe.hset(key, mapping=mapping)
+                pipe.expire(key, VALIDATORS_TTL_S)
+            await pipe.execute()
+
+    def validators_key(self, url: str) -> str:
+        return f"{self.prefix}:http:validators:{hashlib.sha1(canonicalize(url).encode()).hexdigest()}"
+
+    # -- requests ---------------------------------------------------------------------------------------
+
+    async def _validators(self, url: str) -> dict[str, str]:
+        raw = await self.redis.hgetall(self.validators_key(url))
+        values = {k.decode(): v.decode("utf-8", "replace") for k, v in raw.items()}
+        headers = {}
+        if values.get("etag"):
+            headers["If-None-Match"] = values["etag"]
+        if values.get("last_modified"):
+            headers["If-Modified-Since"] = values["last_modified"]
+        return headers
+
+    async def _get_with_retries(self, url: str, extra: dict[str, str]) -> tuple[int, dict[str, str], bytes, str]:
+        c = self.config
+        last = ""
+        for attempt in range(c.max_attempts):
+            try:
+                return await self._get_once(url, extra)
+            except _Retry as exc:
+                last = exc.reason
+                if attempt + 1 >= c.max_attempts:
+                    break
+                if exc.wait_s is not None:
+                    if exc.wait_s > c.retry_after_max_s:
+                        raise TransientError(f"{last}; Retry-After {exc.wait_s:.0f}s is over the {c.retry_after_max_s:.0f}s limit") from None
+                    wait = exc.wait_s
+                else:
+                    wait = min(c.backoff_cap_s, c.backoff_base_s * 2**attempt) * (0.5 + random.random() / 2)
+                log.info("fetch_retry", url=url, error=last[:200], attempt=attempt + 1, retry_in_s=round(wait, 2))
+                await asyncio.sleep(wait)
+        raise TransientError(f"gave up on {url} after {c.max_attempts} attempts: {last}")
+
+    async def _get_once(self, url: str, extra: dict[str, str], *, limit: int | None = None) -> tuple[int, dict[str, str], bytes, str]:
+        limit = limit or self.config.max_bytes
+        host = urlsplit(url).netloc
+        async with self._all, self._host_sem(host):
+            await self._wait_turn(host)
+            try:
+                # httpx's timeout is per read; the deadline also bounds a server that trickles bytes forever.
+                async with asyncio.timeout(self.config.timeout_s * 3), self.client.stream("GET", url, headers=extra) as resp:
+                    headers = {k.lower(): v for k, v in resp.headers.items()}
+                    status = resp.status_code
+                    if status in RETRY_STATUSES:
+                        raise _Retry(f"HTTP {status} from {url}", parse_retry_after(headers.get("retry-after")))
+                    if status >= 400:
+                        raise PermanentError(f"HTTP {status} from {url}")
+                    if status in REDIRECT_STATUSES or status == 304:
+                        return status, headers, b"", str(resp.url)
+                    declared = headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise PermanentError(f"{url} is {int(declared):,} bytes, over the {limit:,}-byte limit")
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in resp.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise PermanentError(f"{url} is over the {limit:,}-byte limit")
+                        chunks.append(chunk)
+                    return status, headers, b"".join(chunks), str(resp.url)
+            except httpx.TransportError as exc:  # connect, read, protocol errors and timeouts
+                raise _Retry(f"{type(exc).__name__} on {url}: {exc}"[:300]) from None
+            except TimeoutError:
+                raise _Retry(f"{url} took over {self.config.timeout_s * 3:.0f}s") from None
+            except httpx.DecodingError as exc:
+                raise PermanentError(f"cannot decode the response of {url}: {exc}"[:300]) from None
+
+    def _host_sem(self, host: str) -> asyncio.Semaphore:
+        if host not in self._hosts:
+            self._hosts[host] = asyncio.Semaphore(self.config.host_concurrency)
+        return self._hosts[host]
+
+    async def _wait_turn(self, host: str) -> None:
+        """At least the host's interval (or its robots.txt Crawl-delay) between two requests to it."""
+        interval = self.config.host_interval_s
+        cached = self._robots.get(host)
+        if cached and cached[1] is not None:
+            delay = cached[1].crawl_delay(self.config.user_agent)
+            if delay:
+                interval = max(interval, min(float(delay), self.config.crawl_delay_max_s))
+        if interval <= 0:
+            return
+        lock = self._turn_locks.setdefault(host, asyncio.Lock())
+        async with lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot.get(host, 0.0))
+            self._next_slot[host] = slot + interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+    # -- robots.txt --------------------------------------------------------------------------------------
+
+    async def _allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        host = parts.netloc
+        cached = self._robots.get(host)
+        if cached is None or cached[0] < time.monotonic():
+            lock = self._robots_locks.setdefault(host, asyncio.Lock())
+            async with lock:
+                cached = self._robots.get(host)
+                if cached is None or cached[0] < time.monotonic():
+                    cached = (time.monotonic() + self.config.robots_ttl_s, await self._load_robots(f"{parts.scheme}://{host}/robots.txt"))
+                    self._robots[host] = cached
+        rules = cached[1]
+        return rules is None or rules.can_fetch(url, self.config.user_agent)
+
+    async def _load_robots(self, robots_url: str) -> Protego | None:
+        """The rules, or None (allow everything) when there is no robots.txt. 5xx or unreachable: TransientError
+        (RFC 9309 says assume a full disallow until it can be read: we retry later instead of fetching)."""
+        target = robots_url
+        for _ in range(5):
+            try:
+                status, headers, content, _final = await self._get_once(target, {}, limit=ROBOTS_MAX_BYTES)
+            except _Retry as exc:
+                raise TransientError(f"robots.txt unavailable: {exc.reason}") from None
+            except PermanentError as exc:
+                if "limit" in str(exc):
+                    return None
+                return None  # 4xx: no rules
+            if status in REDIRECT_STATUSES and headers.get("location"):
+                target = urljoin(target, headers["location"])
+                continue
+            if status != 200:
+                return None
+            return Protego.parse(content.decode("utf-8", "replace"))
+        return None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name.strip().strip("\"'")).name
+    except LookupError:
+        return None
+
+
+def declared_charset(content: bytes, content_type: str) -> str | None:
+    """The charset the server or the document declares: HTTP header, then BOM, then <meta> / <?xml?>."""
+    m = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", content_type or "", re.I)
+    if m and _codec(m.group(1)):
+        return _codec(m.group(1))
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if content.startswith(bom):
+            return name
+    head = content[:4096]
+    for pattern in (_XML_ENCODING, _META_CHARSET):
+        m2 = pattern.search(head)
+        if m2 and _codec(m2.group(1).decode("ascii", "ignore")):
+            return _codec(m2.group(1).decode("ascii", "ignore"))
+    return None
+
+
+def decode_body(content: bytes, content_type: str = "") -> tuple[str, str | None]:
+    """Text of a response: the declared charset, else UTF-8 if it decodes, else charset-normalizer's guess."""
+    if not content:
+        return "", None
+    name = declared_charset(content, content_type)
+    if name:
+        if name in ("latin-1", "iso8859-1", "ascii"):
+            name = "cp1252"  # what browsers do: WHATWG maps both labels to windows-1252
+        return content.decode(name, "replace"), name
+    try:
+        return content.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(content[:200_000]).best()
+    name = best.encoding if best is not None else "cp1252"
+    return content.decode(name, "replace"), name

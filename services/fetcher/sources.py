@@ -1,0 +1,241 @@
+"""Sources the fetcher polls (a TOML, YAML or JSON file), and parsing of what they return: feeds and sitemaps.
+
+Parsing never touches the network: feeds go to feedparser as a byte stream, sitemaps to defusedxml
+(no entity expansion, no external entities, no DTD fetching).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+KINDS = ("feed", "sitemap", "url", "files")
+MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit, uncompressed
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclass
+class Source:
+    name: str
+    kind: str
+    url: str | None = None
+    path: str | None = None
+    interval_s: float = 300.0
+    language: str | None = None
+    category: str | None = None
+    max_items: int | None = None
+
+
+@dataclass
+class Item:
+    """One entry of a feed or sitemap: a page to fetch, with the hints the document gave about it."""
+
+    url: str
+    title: str | None = None
+    published: datetime | None = None
+    summary: str | None = None
+    language: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.title:
+            out["title"] = self.title
+        if self.published:
+            out["published_at"] = self.published.isoformat()
+        if self.summary:
+            out["summary"] = self.summary[:2000]
+        return out
+
+
+@dataclass
+class Sitemap:
+    kind: str  # "urlset" or "index"
+    items: list[Item] = field(default_factory=list)  # pages, or child sitemaps for an index
+
+
+# -- the sources file --------------------------------------------------------------------------------------
+
+def load_sources(path: str | Path, default_interval_s: float = 300.0) -> list[Source]:
+    """Read `[[sources]]` (TOML), `sources:` (YAML) or `{"sources": [...]}` (JSON). ValueError says what is wrong."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    elif suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:  # pragma: no cover
+            raise ValueError(f"{path}: YAML sources need PyYAML; use a .toml file instead") from None
+        data = yaml.safe_load(text)
+    elif suffix == ".json":
+        data = json.loads(text)
+    else:
+        raise ValueError(f"{path}: sources file must be .toml, .yaml, .yml or .json")
+    rows = data.get("sources") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a list of sources under `sources`")
+    out: list[Source] = []
+    for i, row in enumerate(rows):
+        out.append(_source(row, f"{path}: source {i + 1}", default_interval_s))
+    names = [s.name for s in out]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"{path}: duplicate source names: {', '.join(sorted(dupes))}")
+    return out
+
+
+def _source(row: Any, where: str, default_interval_s: float) -> Source:
+    if not isinstance(row, dict):
+        raise ValueError(f"{where}: not a table")
+    name = str(row.get("name") or "")
+    if not _NAME.match(name):
+        raise ValueError(f"{where}: `name` must be letters, digits, '.', '_' or '-' (got {name!r})")
+    kind = row.get("kind", "feed")
+    if kind not in KINDS:
+        raise ValueError(f"{where} ({name}): kind must be one of {', '.join(KINDS)}")
+    url, path = row.get("url"), row.get("path")
+    if kind == "files":
+        if not path:
+            raise ValueError(f"{where} ({name}): a files source needs `path`")
+    elif not (isinstance(url, str) and url.lower().startswith(("http://", "https://"))):
+        raise ValueError(f"{where} ({name}): a {kind} source needs an http(s) `url`")
+    interval = row.get("interval_s", row.get("poll_interval_s", default_interval_s))
+    try:
+        interval = float(interval)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} ({name}): interval_s must be a number") from None
+    if interval <= 0:
+        raise ValueError(f"{where} ({name}): interval_s must be positive")
+    max_items = row.get("max_items")
+    return Source(name=name, kind=kind, url=url, path=path, interval_s=interval,
+                  language=row.get("language"), category=row.get("category"),
+                  max_items=int(max_items) if max_items else None)
+
+
+# -- feeds -------------------------------------------------------------------------------------------------
+
+def parse_feed(content: bytes, base_url: str | None = None, max_items: int = 1000) -> list[Item]:
+    """RSS 0.9x, 1.0, 2.0 and Atom: each entry's link (made absolute), title, published date and summary."""
+    import feedparser
+
+    headers = {"content-location": base_url} if base_url else {}
+    parsed = feedparser.parse(io.BytesIO(content), response_headers=headers, sanitize_html=True)
+    if parsed.bozo and not parsed.entries:
+        raise ValueError(f"not a feed: {parsed.get('bozo_exception')}"[:300])
+    items: list[Item] = []
+    for entry in parsed.entries:
+        link = entry.get("link") or _alternate(entry) or (entry.get("id") if str(entry.get("id", "")).startswith("http") else None)
+        if not link:
+            continue
+        if base_url:
+            link = urljoin(base_url, link.strip())
+        if not link.lower().startswith(("http://", "https://")):
+            continue
+        published = entry.get("published_parsed") or entry.get("updated_parsed")
+        items.append(Item(
+            url=link.strip(),
+            title=(entry.get("title") or None),
+            published=datetime(*published[:6], tzinfo=timezone.utc) if published else None,
+            summary=_strip_tags(entry.get("summary") or "") or None,
+            language=None,
+        ))
+        if len(items) >= max_items:
+            break
+    return items
+
+
+def _alternate(entry: Any) -> str | None:
+    for link in entry.get("links", []) or []:
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+            return link["href"]
+    return None
+
+
+def _strip_tags(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+
+
+# -- sitemaps ----------------------------------------------------------------------------------------------
+
+def parse_sitemap(content: bytes, base_url: str | None = None, max_items: int = 1000) -> Sitemap:
+    """A sitemap (<urlset>), a sitemap index (<sitemapindex>) or a Google News sitemap (<urlset> with <news:news>),
+    gzipped or not. Namespaces are matched by local name, so sloppy sitemaps still parse."""
+    from defusedxml import ElementTree as SafeET
+    from defusedxml.common import DefusedXmlException
+
+    if content[:2] == b"\x1f\x8b":
+        content = _gunzip(content, MAX_SITEMAP_BYTES)
+    try:
+        root = SafeET.fromstring(content, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise ValueError(f"unsafe sitemap refused: {type(exc).__name__}") from None
+    except Exception as exc:  # ParseError
+        raise ValueError(f"not a sitemap: {exc}"[:300]) from None
+    kind = _local(root.tag)
+    if kind not in ("urlset", "sitemapindex"):
+        raise ValueError(f"not a sitemap: root element <{kind}>")
+    child_tag = "url" if kind == "urlset" else "sitemap"
+    items: list[Item] = []
+    for node in root:
+        if _local(node.tag) != child_tag:
+            continue
+        fields = _children(node)
+        loc = (fields.get("loc") or "").strip()
+        if not loc:
+            continue
+        if base_url:
+            loc = urljoin(base_url, loc)
+        if not loc.lower().startswith(("http://", "https://")):
+            continue
+        item = Item(url=loc, published=_parse_date(fields.get("lastmod")))
+        news = next((c for c in node if _local(c.tag) == "news"), None)
+        if news is not None:
+            nf = _children(news)
+            item.title = nf.get("title") or None
+            item.published = _parse_date(nf.get("publication_date")) or item.published
+            pub = next((c for c in news if _local(c.tag) == "publication"), None)
+            if pub is not None:
+                item.language = _children(pub).get("language") or None
+        items.append(item)
+        if len(items) >= max_items:
+            break
+    return Sitemap(kind="urlset" if kind == "urlset" else "index", items=items)
+
+
+def _gunzip(content: bytes, limit: int) -> bytes:
+    with gzip.GzipFile(fileobj=io.BytesIO(content)) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"sitemap is over {limit:,} bytes uncompressed")
+    return data
+
+
+def _local(tag: Any) -> str:
+    return str(tag).rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
+
+
+def _children(node: Any) -> dict[str, str]:
+    return {_local(c.tag): (c.text or "").strip() for c in node}
+
+
+def _parse_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
