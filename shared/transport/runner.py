@@ -17,6 +17,7 @@ from shared.logging import bound_article, get_logger
 from shared.settings import Settings
 from shared.topology import Topology
 
+from .commit import COMMIT_LUA, Record, commit_args
 from .entries import Entry, Outcome, decode_body
 
 log = get_logger("newsflow.transport")
@@ -123,6 +124,7 @@ class StageRunner:
         self.counters = Counters()
         self.in_flight: set[str] = set()
         self.stopping = asyncio.Event()
+        self._script = redis.register_script(COMMIT_LUA)
         self.dependency_ok = True
 
     async def ensure_groups(self) -> None:
@@ -202,15 +204,19 @@ class StageRunner:
         return {e.id: v.decode("utf-8", "replace") for e, v in zip(entries, values) if v}
 
     async def _commit(self, outcomes: list[Outcome]) -> None:
-        """Publish and ack in one MULTI/EXEC: a crash leaves either all of it or none of it."""
+        """Publish and ack atomically, only what we still own (see commit.py); retried while Redis is away."""
         if not outcomes:
             return
+        keys = [self.input_stream, self.output_stream or self.topology.dlq, self.topology.dlq, self.errors_key]
+        args = commit_args(self.group, self.consumer, self.settings.stream_maxlen, 7 * 24 * 3600, self._records(outcomes))
         attempt = 0
         while True:
             try:
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    self._queue(pipe, outcomes)
-                    await pipe.execute()
+                acked, skipped, _ = await self._script(keys=keys, args=args)
+                if skipped:
+                    # Another consumer claimed these while we worked (we were slow, or this is a retried commit
+                    # that already went through): it publishes them, we must not publish twice.
+                    log.warning("commit_skipped_not_owned", skipped=skipped, acked=acked)
                 return
             except Exception as exc:
                 if not is_transient_redis(exc) or self.stopping.is_set():
@@ -220,16 +226,16 @@ class StageRunner:
                 log.warning("redis_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
 
-    def _queue(self, pipe: Any, outcomes: Iterable[Outcome]) -> None:
-        maxlen = self.settings.stream_maxlen
-        done: list[str] = []
-        cleared: list[str] = []
+    def _records(self, outcomes: Iterable[Outcome]) -> list[Record]:
+        records = []
         now = utcnow()
         for o in outcomes:
             meta = o.entry.meta()
-            if o.output is not None and self.output_stream:
+            if o.retry is not None:
+                records.append(Record(o.entry.id, "retry", {"error": o.retry}))
+            elif o.output is not None and self.output_stream:
                 meta.setdefault("correlation_id", o.article_id or o.entry.id)
-                pipe.xadd(self.output_stream, {"body": o.body, **meta, **o.extra_fields}, maxlen=maxlen, approximate=True)
+                records.append(Record(o.entry.id, "out", {"body": o.body, **meta, **o.extra_fields}))
             elif o.dead_letter is not None:
                 original, encoding = o.entry.original()
                 letter = DeadLetter(
@@ -243,18 +249,10 @@ class StageRunner:
                     original_encoding=encoding,
                     failed_at=now,
                 )
-                pipe.xadd(self.topology.dlq, {"body": dump(letter), **meta})  # never trimmed: only purge removes letters
-            if o.retry is not None:
-                pipe.hset(self.errors_key, o.entry.id, o.retry)
-                pipe.expire(self.errors_key, 7 * 24 * 3600)
-                continue
-            done.append(o.entry.id)
-            if o.entry.deliveries > 1:
-                cleared.append(o.entry.id)
-        if done:
-            pipe.xack(self.input_stream, self.group, *done)
-        if cleared:
-            pipe.hdel(self.errors_key, *cleared)
+                records.append(Record(o.entry.id, "dlq", {"body": dump(letter), **meta}))
+            else:
+                records.append(Record(o.entry.id, "done", {}))
+        return records
 
     def _count(self, outcomes: list[Outcome]) -> None:
         self.counters.batches += 1

@@ -341,3 +341,27 @@ async def test_redis_out_of_memory_is_waited_out_not_dead_lettered(tmp_path, pre
         assert r.xlen(f"{prefix}:dlq") == 0
     finally:
         server.stop()
+
+
+async def test_a_worker_overtaken_by_a_reclaim_does_not_publish_a_second_copy(redis_url, prefix, r):
+    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "slow", "id": "s1"})})
+    slow = make_runner(redis_url, prefix, consumer="slow")
+    await slow.ensure_groups()
+    entries = await read_new(slow)
+    thief = make_runner(redis_url, prefix, consumer="thief", claim_idle_ms=10)
+    await asyncio.sleep(0.05)  # the slow worker's heartbeat did not run in time
+    assert await reclaim_once(thief) == 1
+    await slow.handle_batch(entries)  # finishes late: it no longer owns the entry
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["s1"]
+    assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0
+
+
+async def test_a_retried_commit_publishes_once(redis_url, prefix, r):
+    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "once", "id": "o1"})})
+    r.xadd(f"{prefix}:raw", {"text": "no body"})
+    runner = make_runner(redis_url, prefix)
+    await runner.ensure_groups()
+    outcomes = await runner._decide(await read_new(runner))
+    await runner._commit(outcomes)
+    await runner._commit(outcomes)  # as after a lost reply
+    assert len(bodies(r, f"{prefix}:cleaned")) == 1 and r.xlen(f"{prefix}:dlq") == 1
