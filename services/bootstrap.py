@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 from faststream import FastStream
 
@@ -10,11 +11,10 @@ from shared import embedded
 from shared.logging import get_logger
 from shared.settings import Settings
 from shared.transport.app import build_app, redis_client
+from shared.topology import STAGES
 from shared.transport.runner import StageRunner
 
 log = get_logger("newsflow.bootstrap")
-
-WORKER_STAGES = ("fetcher", "cleaner", "classifier", "storage")
 
 
 def redis_url(settings: Settings, *, persistent: bool = True) -> str:
@@ -28,6 +28,7 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
     if stage == "cleaner":
         from services.cleaner import app as cleaner
         from services.cleaner.dedup import ExactDuplicateIndex
+        from services.cleaner.neardup import NearDuplicateIndex
 
         from services.cleaner.transform import clean
         from shared.contract import RawArticle
@@ -35,7 +36,12 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
         # The first clean() builds place tables and loads the language model (~0.5 s): pay it before reading.
         clean(RawArticle(text="PARIS (AFP) -- A warm-up sentence for the cleaner."), article_id="warm-up")
         dedup_redis = redis_client(url)
-        spec = cleaner.spec(ExactDuplicateIndex(dedup_redis, settings.stream_prefix), settings.max_body_bytes)
+        window, prefix = settings.dedup_window_s, settings.stream_prefix
+        spec = cleaner.spec(
+            ExactDuplicateIndex(dedup_redis, prefix, window),
+            settings.max_body_bytes,
+            NearDuplicateIndex(dedup_redis, prefix, window, settings.near_dup_threshold),
+        )
         return build_app(spec, settings, url, on_shutdown=dedup_redis.aclose)
     if stage == "classifier":
         from services.classifier import app as classifier
@@ -55,7 +61,7 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
                 log.info("migrations_applied", migrations=applied)
 
         return build_app(storage.spec(repo), settings, url, on_startup=start, on_shutdown=repo.close)
-    raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(WORKER_STAGES)}")
+    raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
 
 
 def build_fetcher(settings: Settings, url: str) -> tuple[FastStream, StageRunner]:
@@ -80,6 +86,42 @@ def build_fetcher(settings: Settings, url: str) -> tuple[FastStream, StageRunner
         await fetch_redis.aclose()
 
     return build_app(fetcher.spec(http, seen, settings), settings, url, on_shutdown=close, background=background)
+
+
+def run_gateway(settings: Settings, url: str) -> int:
+    """The HTTP push gateway under uvicorn, until SIGTERM/SIGINT (uvicorn's own handlers: stop accepting,
+    finish in-flight requests within NEWSFLOW_SHUTDOWN_TIMEOUT_S)."""
+    import uvicorn
+
+    from services.gateway.app import create_app
+    from services.gateway.validation import GatewayConfigError
+
+    redis = redis_client(url)
+    try:
+        app = create_app(settings, redis)
+    except GatewayConfigError as exc:
+        raise SystemExit(f"newsflow gateway: {exc}") from None
+    config = uvicorn.Config(
+        app, host=settings.gateway_host, port=settings.gateway_port, log_config=None, access_log=False,
+        server_header=False, timeout_graceful_shutdown=int(settings.shutdown_timeout_s), lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    log.info("gateway_starting", host=settings.gateway_host, port=settings.gateway_port, stream_prefix=settings.stream_prefix)
+
+    # uvicorn re-raises the signal it stopped on once it has drained; let that find a handler that
+    # does nothing, so a graceful stop exits 0 (and closes Redis) instead of dying of the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        finally:
+            await redis.aclose()
+
+    asyncio.run(serve())
+    log.info("gateway_stopped")
+    return 0 if server.started else 1
 
 
 async def connect_with_retry(repo: object, max_delay: float = 5.0) -> None:

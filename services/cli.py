@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shared.topology import STAGES
+
 COMMANDS = ("worker", "up", "ingest", "demo", "status", "tail", "dlq", "schemas", "docs", "db")
 
 
@@ -20,11 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", help="run one stage, long-running, graceful on SIGTERM")
-    w.add_argument("stage", choices=("fetcher", "cleaner", "classifier", "storage"))
+    w.add_argument("stage", choices=(*STAGES, "gateway"), help="a pipeline stage, or the HTTP push gateway")
 
     u = sub.add_parser("up", help="run every stage, each in its own process, restarting any that dies")
     u.add_argument("--stages", default=None,
-                   help="comma-separated; default cleaner,classifier,storage, plus fetcher when NEWSFLOW_SOURCES_FILE is set")
+                   help="comma-separated; default cleaner,classifier,storage, plus fetcher when NEWSFLOW_SOURCES_FILE "
+                        "is set and gateway when gateway tokens are configured")
 
     i = sub.add_parser("ingest", help="push .txt/.html/.json/.jsonl files, folders or stdin (-) to {prefix}:raw, "
                                       "and http(s) URLs to {prefix}:fetch for the fetcher")
@@ -87,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
     import asyncio
 
-    from services.bootstrap import build_worker, redis_url
+    from services.bootstrap import build_worker, redis_url, run_gateway
 
+    if args.stage == "gateway":
+        return run_gateway(settings, redis_url(settings))
     app, _ = build_worker(args.stage, settings, redis_url(settings))
     asyncio.run(app.run())
     return 0
@@ -150,12 +155,18 @@ def _worker_env(settings: Any, url: str, extra: dict[str, str] | None = None) ->
     return env
 
 
+def default_stages(settings: Any) -> list[str]:
+    """What `newsflow up` runs: the pipeline, the fetcher when it has sources, the gateway when it has tokens."""
+    optional = {"fetcher": bool(settings.sources_file),
+                "gateway": bool(settings.gateway_tokens.strip() or settings.gateway_tokens_file)}
+    return [s for s in ("gateway", *STAGES) if optional.get(s, True)]
+
+
 def cmd_up(args: argparse.Namespace, settings: Any) -> int:
     from services.bootstrap import redis_url
 
     url = redis_url(settings)
-    default = "fetcher,cleaner,classifier,storage" if settings.sources_file else "cleaner,classifier,storage"
-    stages = [s.strip() for s in (args.stages or default).split(",") if s.strip()]
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else default_stages(settings)
     sup = Supervisor(stages, _worker_env(settings, url))
     stop = {"now": False}
 

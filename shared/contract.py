@@ -134,7 +134,10 @@ class CleanArticle(_Model):
     dateline: Dateline | None = None
     word_count: int = 0
     content_hash: str = ""
-    duplicate_of: str | None = None
+    duplicate_of: str | None = Field(None, description="The first article seen with the same (exact) or nearly the same text.")
+    duplicate_score: float | None = Field(
+        None, ge=0, le=1, description="1.0 for an exact duplicate; for a near one, the containment of shared names and numbers."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
     received_at: datetime | None = Field(None, description="When the raw entry entered newsflow.")
     schema_version: int = SCHEMA_VERSION

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     stream_maxlen: int = Field(1_000_000, ge=1000, description="Hard approximate cap per stream: a safety valve that can drop unread entries.")
     trim_interval_s: float = Field(10.0, gt=0, description="How often a worker trims its input stream (XTRIM MINID).")
     classifier: str = Field("keywords", description="Topic backend: `keywords`, or `module:attr` for your own model.")
+    dedup_window_s: int = Field(7 * 24 * 3600, ge=1, description="The cleaner finds duplicates among articles of this many seconds.")
+    near_dup_threshold: float = Field(0.5, gt=0, le=1, description="Near-duplicate score (share of names and numbers) from which an article is marked.")
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for in-flight work on SIGTERM.")
     # -- the fetcher --
     sources_file: str | None = Field(None, description="TOML, YAML or JSON file of sources the fetcher polls; unset: none.")
@@ -67,6 +69,14 @@ class Settings(BaseSettings):
     source_poll_s: float = Field(300.0, gt=0, description="Default poll interval of a source.")
     source_max_backoff_s: float = Field(3600.0, gt=0, description="Longest wait after a source keeps failing.")
     source_max_items: int = Field(1000, ge=1, description="Items taken from one feed or sitemap document.")
+    # -- the HTTP push gateway --
+    gateway_host: str = Field("127.0.0.1", description="Address the gateway listens on (0.0.0.0 in a container).")
+    gateway_port: int = Field(8080, ge=1, le=65535, description="Port the gateway listens on.")
+    gateway_tokens: str = Field("", description="Comma-separated bearer tokens the gateway accepts (16+ characters each).")
+    gateway_tokens_file: str | None = Field(None, description="File of more bearer tokens, one per line (Docker/Kubernetes secrets).")
+    gateway_allow_anonymous: bool = Field(False, description="Let the gateway run without tokens (no authentication at all).")
+    gateway_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body the gateway reads; larger is 413.")
+    gateway_max_articles: int = Field(1000, ge=1, description="Most articles (or URLs) in one gateway request; more is 413.")
 
     def consumer_name(self) -> str:
         return self.consumer or f"{socket.gethostname()}-{os.getpid()}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAGES = ("cleaner", "classifier", "storage")  # the deployed pipeline (compose, Kubernetes)
-ALL_STAGES = ("fetcher", *STAGES)  # every stage a worker can run; the fetcher's manifests are still to come
+# Every stream-consuming stage, in pipeline order: each has a worker, a group, compose and Kubernetes manifests.
+# (The HTTP gateway is no stage: it only produces, to raw and fetch.)
+STAGES = ("fetcher", "cleaner", "classifier", "storage")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,14 @@ from shared.transport import Entry, Outcome, StageSpec
 from shared.transport.runner import Item, run_one
 
 from .dedup import ExactDuplicateIndex
+from .neardup import NearDuplicateIndex
 from .transform import clean
 
 
-def spec(dedup: ExactDuplicateIndex, max_html_bytes: int) -> StageSpec:
+def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateIndex | None = None) -> StageSpec:
+    """Exact duplicates (same normalised text) first; the rest are checked for near duplicates when `near`
+    is given. A duplicate is marked (`duplicate_of`, `duplicate_score`), never dropped."""
+
     def one(entry: Entry, raw: RawArticle) -> CleanArticle:  # type: ignore[override]
         received = datetime.fromtimestamp(entry.timestamp_ms() / 1000, timezone.utc)
         return clean(raw, article_id=raw.article_id(), received_at=received, max_html_bytes=max_html_bytes)
@@ -23,6 +27,12 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int) -> StageSpec:
         dupes = await dedup.first_seen([(a.id, a.content_hash) for a in cleaned])
         for article in cleaned:
             article.duplicate_of = dupes.get(article.id)
+            article.duplicate_score = 1.0 if article.duplicate_of else None
+        if near is not None:
+            found = await near.check_and_add([(a.id, a.text) for a in cleaned if not a.duplicate_of])
+            for article in cleaned:
+                if (hit := found.get(article.id)) is not None:
+                    article.duplicate_of, article.duplicate_score = hit.of, hit.score
         return outcomes
 
     return StageSpec(name="cleaner", input="raw", output="cleaned", decode=parse_raw, process=process)

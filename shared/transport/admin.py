@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from shared.topology import ALL_STAGES, Topology
+from shared.topology import STAGES, Topology
 
 
 def _s(v: Any) -> Any:
@@ -97,7 +97,7 @@ def dlq_replay(r: redis.Redis, topology: Topology, *, ids: list[str] | None = No
         if stage and letter.get("stage") != stage:
             continue
         target = letter.get("source_stream") or topology.input_of(letter["stage"])
-        if letter.get("stage") in ALL_STAGES and target != topology.input_of(letter["stage"]):
+        if letter.get("stage") in STAGES and target != topology.input_of(letter["stage"]):
             continue  # a letter from another prefix: never write outside our topology
         with r.pipeline(transaction=True) as pipe:
             pipe.xadd(target, _original_fields(letter))

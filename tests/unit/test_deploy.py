@@ -46,6 +46,18 @@ RUNTIME_VARS_PREFIXES = ("PYTHON", "PIP_")
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 DEFAULT_SHUTDOWN_S = Settings.model_fields["shutdown_timeout_s"].default
 DNS_PORTS = {(53, "UDP"), (53, "TCP")}
+GATEWAY = "gateway"  # the HTTP push gateway: deployed like a stage, but no stream consumer
+DEPLOYED = (*STAGES, GATEWAY)
+
+
+def gateway_routes() -> set[str]:
+    """The paths the gateway's FastAPI app really serves."""
+    import redis.asyncio as aredis
+
+    from services.gateway.app import create_app
+
+    app = create_app(Settings(gateway_allow_anonymous=True, gateway_tokens=""), aredis.Redis())
+    return {route.path for route in app.routes}
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -422,15 +434,15 @@ def image_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_compose_has_every_service(compose):
-    assert set(compose["services"]) >= {"redis", "postgres", "migrate", *STAGES}
-    assert set(image_services(compose)) == {"migrate", *STAGES}
+    assert set(compose["services"]) >= {"redis", "postgres", "migrate", *DEPLOYED}
+    assert set(image_services(compose)) == {"migrate", *DEPLOYED}
 
 
 def test_compose_commands_are_real_cli_commands(compose):
     for name, svc in image_services(compose).items():
         assert isinstance(svc.get("command"), list), f"{name}: command must be an exec-form list"
         args = cli_args(svc["command"])
-        if name in STAGES:
+        if name in DEPLOYED:
             assert (args.command, args.stage) == ("worker", name), f"{name} runs {svc['command']}"
         else:
             assert (args.command, args.action) == ("db", "migrate")
@@ -438,12 +450,12 @@ def test_compose_commands_are_real_cli_commands(compose):
 
 
 def test_compose_workers_are_scalable_replicated_and_limited(compose):
-    expected = {"cleaner": 2, "classifier": 2, "storage": 1}
+    expected = {"fetcher": 1, "cleaner": 2, "classifier": 2, "storage": 1, GATEWAY: 1}
     for name, svc in compose["services"].items():
         scalable = name in image_services(compose) or "replicas" in svc.get("deploy", {})
         if scalable:
             assert "container_name" not in svc, f"{name}: container_name prevents --scale and replicas"
-    for stage in STAGES:
+    for stage in DEPLOYED:
         svc = compose["services"][stage]
         assert svc["deploy"]["replicas"] == expected[stage]
         limits = svc["deploy"]["resources"]["limits"]
@@ -465,6 +477,20 @@ def test_compose_healthchecks(compose):
         assert test[0] == "CMD" and test[1:] == healthcheck_cmd(), f"{stage}: not the Dockerfile's HEALTHCHECK"
 
 
+def test_compose_gateway_listens_publishes_and_checks_a_real_route(compose):
+    gateway = compose["services"][GATEWAY]
+    env = env_mapping(gateway["environment"])
+    port = int(env["NEWSFLOW_GATEWAY_PORT"])
+    assert env["NEWSFLOW_GATEWAY_HOST"] == "0.0.0.0", "inside a container, loopback is unreachable from outside"
+    assert not {"NEWSFLOW_GATEWAY_TOKENS", "NEWSFLOW_GATEWAY_ALLOW_ANONYMOUS"} & set(env), "tokens come from .env"
+    assert any(str(p).endswith(f":{port}") for p in gateway["ports"])
+    test = gateway["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    compile(test[3], "<healthcheck>", "exec")
+    (url,) = re.findall(r"'(http://[^']+)'", test[3])
+    assert urlsplit(url).port == port and urlsplit(url).path in gateway_routes() and urlsplit(url).path == "/healthz"
+
+
 def test_compose_depends_on_conditions_are_valid(compose):
     services = compose["services"]
     for name, svc in services.items():
@@ -480,7 +506,7 @@ def test_compose_depends_on_conditions_are_valid(compose):
                 assert hc.get("test") and not hc.get("disable"), f"{target} has no healthcheck for {name} to wait on"
             if condition == "service_completed_successfully":
                 assert services[target].get("restart", "no") == "no", f"{target} must run once"
-    for stage in STAGES:
+    for stage in DEPLOYED:
         assert services[stage]["depends_on"]["redis"]["condition"] == "service_healthy"
     storage = services["storage"]["depends_on"]
     assert storage["postgres"]["condition"] == "service_healthy"
@@ -551,7 +577,7 @@ def test_env_example_has_only_real_settings_and_lists_them_all(monkeypatch):
     settings = settings_from(settings_env, monkeypatch)
     assert_env_took_effect(settings, settings_env)
     compose = yaml.safe_load(COMPOSE.read_text())
-    for stage in STAGES:
+    for stage in DEPLOYED:
         assert duration_s(compose["services"][stage]["stop_grace_period"]) > settings.shutdown_timeout_s
 
 
@@ -633,7 +659,8 @@ def test_k8s_configmap_and_secret_hold_only_settings(k8s, monkeypatch):
 
 def test_k8s_deployments(k8s, monkeypatch):
     deployments = of_kind(k8s, "Deployment")
-    assert sorted(stage_of(d) for d in deployments.values()) == sorted(STAGES)
+    assert sorted(stage_of(d) for d in deployments.values()) == sorted(DEPLOYED)
+    routes = gateway_routes()
     configured = settings_from(worker_env(k8s), monkeypatch).shutdown_timeout_s
     for name, dep in deployments.items():
         stage = stage_of(dep)
@@ -667,6 +694,20 @@ def test_k8s_deployments(k8s, monkeypatch):
             assert e["name"] in KNOWN, f"{name}: env {e['name']} is not a newsflow setting"
         assert {"configMapRef", "secretRef"} <= {k for src in container["envFrom"] for k in src}
 
+        if stage == GATEWAY:
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert env["NEWSFLOW_GATEWAY_HOST"] == "0.0.0.0"
+            assert ports["http"] == int(env["NEWSFLOW_GATEWAY_PORT"])
+            tokens_file = Path(env["NEWSFLOW_GATEWAY_TOKENS_FILE"])
+            (secret_volume,) = [v for v in pod["volumes"] if "secret" in v]
+            assert mounts[str(tokens_file.parent)] == secret_volume["name"], "the tokens file comes from a Secret"
+            expected = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+            for probe, path in expected.items():
+                get = container[probe]["httpGet"]
+                assert get["path"] == path and path in routes, f"{name}: {probe} on {get['path']}, not a route"
+                assert get["port"] in ("http", ports["http"])
+            continue
         for probe in ("livenessProbe", "readinessProbe"):
             assert container[probe]["exec"]["command"] == healthcheck_cmd(), f"{name}: {probe}"
 
@@ -679,6 +720,10 @@ def test_k8s_every_deployment_has_a_pdb_and_a_scaledobject(k8s):
         matching = [p for p in pdbs if selects(p["spec"]["selector"], labels)]
         assert len(matching) == 1, f"{name}: expected one PodDisruptionBudget, found {len(matching)}"
         assert matching[0]["spec"]["minAvailable"] == 1
+        if stage_of(dep) == GATEWAY:
+            # It reads no stream, so there is no lag to scale on: a fixed count that lets a drain evict one.
+            assert name not in scaled and dep["spec"]["replicas"] > matching[0]["spec"]["minAvailable"]
+            continue
         assert name in scaled, f"{name}: no ScaledObject"
         so = scaled[name]["spec"]
         assert so["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
@@ -724,18 +769,39 @@ def test_k8s_keda_triggers_watch_the_stage_streams_and_groups(k8s):
 
 
 def test_k8s_networkpolicy_allows_only_redis_postgres_and_dns(k8s):
+    """Per pod, the union of the policies that select it: workers take no connections and open Redis,
+    PostgreSQL and DNS; the gateway also takes 8080; the fetcher also opens 80/443 to public addresses."""
     policies = list(of_kind(k8s, "NetworkPolicy").values())
+    for p in policies:
+        assert not p["spec"]["podSelector"].get("matchExpressions"), "keep selectors to matchLabels"
     for dep in of_kind(k8s, "Deployment").values():
+        stage = stage_of(dep)
         labels = dep["spec"]["template"]["metadata"]["labels"]
-        (policy,) = [p for p in policies if selects(p["spec"]["podSelector"], labels)]
-        spec = policy["spec"]
-        assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
-        assert not spec.get("ingress"), "workers take no connections"
-        ports = set()
-        for rule in spec["egress"]:
-            assert rule.get("ports"), "an egress rule without ports would allow everything"
-            ports |= {(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]}
+        mine = [p["spec"] for p in policies if selects(p["spec"]["podSelector"], labels)]
+        assert {"Ingress", "Egress"} <= {t for spec in mine for t in spec["policyTypes"]}
+        ingress = [rule for spec in mine for rule in spec.get("ingress") or []]
+        if stage == GATEWAY:
+            for rule in ingress:
+                assert rule.get("ports"), "an ingress rule without ports would open every port"
+            opened = {(p["port"], p.get("protocol", "TCP")) for rule in ingress for p in rule["ports"]}
+            container = dep["spec"]["template"]["spec"]["containers"][0]
+            assert opened == {(c["containerPort"], "TCP") for c in container["ports"]}
+        else:
+            assert not ingress, f"{stage}: workers take no connections"
+        ports, web = set(), set()
+        for spec in mine:
+            for rule in spec.get("egress") or []:
+                assert rule.get("ports"), "an egress rule without ports would allow everything"
+                rule_ports = {(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]}
+                if rule.get("to"):
+                    (block,) = [t["ipBlock"] for t in rule["to"]]
+                    assert block["cidr"] == "0.0.0.0/0"
+                    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(block["except"])
+                    web |= rule_ports
+                else:
+                    ports |= rule_ports
         assert ports == {(6379, "TCP"), (5432, "TCP")} | DNS_PORTS
+        assert web == ({(80, "TCP"), (443, "TCP")} if stage == "fetcher" else set()), stage
 
 
 def test_k8s_builtin_kinds_match_the_kubernetes_schemas(k8s):
