@@ -119,10 +119,26 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        subprocess.run([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-                        "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "yes",
-                        "--pidfile", str(self.folder / "redis.pid"), "--logfile", str(self.folder / "redis.log")], check=True)
-        wait_until(self._ping, timeout=20, what="redis to start")
+        for _ in range(5):
+            subprocess.run([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "yes",
+                            "--pidfile", str(self.folder / "redis.pid"), "--logfile", str(self.folder / "redis.log")], check=True)
+            try:
+                wait_until(self._ours, timeout=10, what="redis to start")
+                return
+            except AssertionError:
+                # The port was taken between choosing and binding it: try another one.
+                self.port = free_port()
+                self.url = f"redis://127.0.0.1:{self.port}/0"
+        raise AssertionError(f"could not start redis-server; see {self.folder / 'redis.log'}")
+
+    def _ours(self) -> bool:
+        """Answering, and really our server (its dir is our folder), not something else on a reused port."""
+        try:
+            got = redis.Redis(port=self.port, socket_timeout=1).config_get("dir").get("dir")
+            return got == str(self.folder)
+        except (redis.RedisError, OSError):
+            return False
 
     def _ping(self) -> bool:
         try:

@@ -334,7 +334,7 @@ async def test_redis_out_of_memory_is_waited_out_not_dead_lettered(tmp_path, pre
         r.config_set("maxmemory", 1)
         task = asyncio.create_task(runner.handle_batch(entries))
         await asyncio.sleep(1.0)
-        assert not task.done(), "the commit waits while Redis refuses writes"
+        assert not task.done(), f"the commit waits while Redis refuses writes, not {task.exception()!r}"
         r.config_set("maxmemory", 0)
         await asyncio.wait_for(task, 30)
         assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["m1"]
