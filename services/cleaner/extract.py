@@ -29,7 +29,11 @@ from lxml.html import HtmlElement
 from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import load_html
 
+from services.cleaner.limits import time_limit
 from shared.errors import PermanentError
+
+# A typical page takes 10-15 ms; a page still going after this is pathological, not news.
+EXTRACT_TIMEOUT_S = 10.0
 
 MAX_HTML_BYTES = 5 * 1024 * 1024
 
@@ -94,10 +98,17 @@ class Extracted:
     image: str | None = None
 
 
-def extract_html(html: str, url: str | None = None, max_bytes: int = MAX_HTML_BYTES) -> Extracted:
-    """The page's main text, paragraphs separated by blank lines, and its metadata; empty text when there is none."""
+def extract_html(html: str, url: str | None = None, max_bytes: int = MAX_HTML_BYTES, timeout_s: float = EXTRACT_TIMEOUT_S) -> Extracted:
+    """The page's main text, paragraphs separated by blank lines, and its metadata; empty text when there is none.
+
+    PermanentError when the page is over `max_bytes` or takes longer than `timeout_s` to extract."""
     if _too_big(html, max_bytes):
         raise PermanentError(f"html larger than {max_bytes} bytes")
+    with time_limit(timeout_s):
+        return _extract_page(html, url)
+
+
+def _extract_page(html: str, url: str | None) -> Extracted:
     try:
         tree = load_html(html)
     except (ValueError, TypeError, LxmlError, RecursionError):

@@ -64,3 +64,19 @@ def test_too_large_html_is_permanent_error():
     with pytest.raises(PermanentError):
         extract_html("é" * 600, None, max_bytes=1000)  # 600 characters, 1200 bytes
     assert isinstance(extract_html("é" * 400, None, max_bytes=1000), Extracted)
+
+
+def test_a_page_that_takes_too_long_is_a_permanent_error():
+    import pytest
+
+    from services.cleaner.extract import extract_html
+    from services.cleaner.limits import time_limit
+    from shared.errors import PermanentError
+
+    with pytest.raises(PermanentError, match="took longer than 0.05 s"):
+        with time_limit(0.05):
+            while True:
+                pass
+    page = "<html><body>" + "".join(f"<div><p>Paragraph {i} of a very long page, with words.</p></div>" for i in range(40000)) + "</body></html>"
+    with pytest.raises(PermanentError, match="took longer"):
+        extract_html(page, timeout_s=0.01)
