@@ -57,9 +57,10 @@ def is_transient_redis(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, redis.exceptions.ResponseError):
         return False
-    # Inside a pipeline the reply comes wrapped ("Command # 1 (...) of pipeline caused error: ...").
+    # Inside a pipeline or a script the reply comes wrapped ("Command # 1 (...) of pipeline caused error: ...",
+    # or on Redis 6.2 "Error running script (...): @user_script:13: -OOM command not allowed ...").
     text = str(exc)
-    return text.startswith(TRANSIENT_REPLIES) or any(f"{reply} " in text for reply in TRANSIENT_REPLIES if reply != "OOM")
+    return text.startswith(TRANSIENT_REPLIES) or any(f"-{reply} " in text or f": {reply} " in text for reply in TRANSIENT_REPLIES)
 
 
 @dataclass
