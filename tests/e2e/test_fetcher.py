@@ -71,6 +71,10 @@ def test_two_fetchers_three_feeds_every_item_once_and_conditional_second_polls(r
             status = subprocess.run([sys.executable, "-m", "services.cli", "status", "--json"], env=env, capture_output=True,
                                     text=True, timeout=60, cwd=ROOT)
             assert set(json.loads(status.stdout)["sources"]) == {"feed-0", "feed-1", "feed-2"}, status.stderr
+            polls = {k: [h.status for h in server.hits(f"/feed-{k}.xml")] for k in range(N_FEEDS)}
+            print(f"\nfetcher: items={N_ITEMS} feeds={N_FEEDS} replicas=2 raw_entries={len(raw)} "
+                  f"distinct_urls={len({a['url'] for a in raw})} page_fetches={sum(len(server.hits(f'/a/{n}')) for n in range(N_ITEMS))} "
+                  f"feed_polls={polls}")
         finally:
             w.stop()
         assert all(p.returncode == 0 for _, _, p in w.procs), w.logs()
