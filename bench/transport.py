@@ -1,0 +1,172 @@
+"""Transport overhead: newsflow's three relay stages with trivial logic against a bare redis-py relay, same run.
+
+    python bench/transport.py [--articles 20000] [--batch 100]
+
+Both relays move the same pre-loaded articles (about 4.4 KB of JSON each) through three stages, one process per
+stage: the baseline with XREADGROUP COUNT batch and a pipelined XADD + XACK, newsflow with its FastStream workers
+(decode, validate, atomic ownership-checked commit, heartbeats, reclaim loop) around a pass-through stage.
+Uses REDIS_URL, or an embedded Redis in a temp folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+
+STAGES = (("cleaner", "raw", "cleaned"), ("classifier", "cleaned", "classified"), ("storage", "classified", "enriched"))
+
+
+def article(i: int) -> str:
+    words = ("officials said the government would announce new measures on trade and energy prices "
+             "after talks with regional partners in the capital on monday ").split()
+    text = " ".join(words[(i + k) % len(words)] for k in range(650))
+    return json.dumps({"id": f"bench-{i}", "url": f"https://bench.example/{i}", "source": "bench", "title": f"Story {i}", "text": text})
+
+
+def preload(r: redis.Redis, stream: str, n: int) -> None:
+    for start in range(0, n, 1000):
+        with r.pipeline(transaction=False) as pipe:
+            for i in range(start, min(n, start + 1000)):
+                pipe.xadd(stream, {"body": article(i)})
+            pipe.execute()
+
+
+def wait_for(r: redis.Redis, stream: str, n: int, timeout: float = 600) -> float:
+    start = time.perf_counter()
+    while r.xlen(stream) < n:
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"gave up: {r.xlen(stream)}/{n} on {stream}")
+        time.sleep(0.01)
+    return time.perf_counter() - start
+
+
+def push_and_drain(r: redis.Redis, prefix: str, n: int) -> float:
+    """Both relays are timed alike: workers already running, from the first push to the last article out."""
+    time.sleep(3)  # let the workers start before the articles arrive
+    start = time.perf_counter()
+    preload(r, f"{prefix}:raw", n)
+    pushed = time.perf_counter() - start
+    return pushed + wait_for(r, f"{prefix}:enriched", n)
+
+
+# -- the baseline: bare redis-py, one process per stage ----------------------------------------------
+
+def bare_stage(url: str, src: str, dst: str, group: str, batch: int, n: int) -> None:
+    r = redis.Redis.from_url(url)
+    done = 0
+    while done < n:
+        reply = r.xreadgroup(group, "bare", {src: ">"}, count=batch, block=100)
+        for _, entries in reply or []:
+            with r.pipeline(transaction=False) as pipe:
+                for _, fields in entries:
+                    pipe.xadd(dst, fields)
+                pipe.xack(src, group, *[eid for eid, _ in entries])
+                pipe.execute()
+            done += len(entries)
+
+
+def run_bare(url: str, prefix: str, n: int, batch: int) -> float:
+    r = redis.Redis.from_url(url)
+    for _, src, _ in STAGES:
+        r.xgroup_create(f"{prefix}:{src}", f"{prefix}:bare", id="0", mkstream=True)
+    procs = [subprocess.Popen([sys.executable, __file__, "bare-stage", url, f"{prefix}:{src}", f"{prefix}:{dst}",
+                               f"{prefix}:bare", str(batch), str(n)]) for _, src, dst in STAGES]
+    try:
+        return push_and_drain(r, prefix, n)
+    finally:
+        for p in procs:
+            p.wait(60)
+
+
+# -- newsflow: the real workers around a pass-through stage ---------------------------------------
+
+def newsflow_stage(stage: str) -> None:
+    import asyncio
+
+    from pydantic import BaseModel, ConfigDict
+
+    from shared.logging import configure
+    from shared.settings import Settings
+    from shared.transport.app import build_app
+    from shared.transport.runner import StageSpec, each
+
+    class Body(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    settings = Settings()
+    configure("WARNING", "json", stage=stage)
+    name, src, dst = next(s for s in STAGES if s[0] == stage)
+    spec = StageSpec(name, src, dst, decode=lambda body: (Body.model_validate(body), []), process=each(lambda e, m: m))
+    app, _ = build_app(spec, settings, settings.redis_url or "")
+    asyncio.run(app.run())
+
+
+def run_newsflow(url: str, prefix: str, n: int, batch: int) -> float:
+    r = redis.Redis.from_url(url)
+    for name, src, _ in STAGES:  # groups first, so the timing starts with every worker able to read
+        r.xgroup_create(f"{prefix}:{src}", f"{prefix}:{name}", id="0", mkstream=True)
+    env = {**os.environ, "REDIS_URL": url, "NEWSFLOW_STREAM_PREFIX": prefix, "NEWSFLOW_BATCH_SIZE": str(batch),
+           "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, __file__, "newsflow-stage", name], env=env) for name, _, _ in STAGES]
+    try:
+        return push_and_drain(r, prefix, n)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(60)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "bare-stage":
+        url, src, dst, group, batch, n = sys.argv[2:]
+        bare_stage(url, src, dst, group, int(batch), int(n))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "newsflow-stage":
+        newsflow_stage(sys.argv[2])
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--articles", type=int, default=20000)
+    ap.add_argument("--batch", type=int, default=100)
+    args = ap.parse_args()
+    url = os.environ.get("REDIS_URL")
+    folder = None
+    if not url:
+        from shared import embedded
+
+        folder = tempfile.mkdtemp(prefix="newsflow-bench-")
+        url = embedded.ensure_running(folder, persistent=False)
+    r = redis.Redis.from_url(url)
+    print(f"transport benchmark: {args.articles} articles of {len(article(0))} bytes, 3 stages, batch {args.batch}, "
+          f"redis {r.info()['redis_version']}, {os.cpu_count()} cores")
+    results = {}
+    for label, run in (("bare redis-py relay", run_bare), ("newsflow (pass-through stages)", run_newsflow)):
+        prefix = f"nfbench-{uuid.uuid4().hex[:8]}"
+        try:
+            results[label] = args.articles / run(url, prefix, args.articles, args.batch)
+        finally:
+            keys = list(r.scan_iter(match=f"{prefix}:*"))
+            if keys:
+                r.delete(*keys)
+        print(f"  {label:<32} {results[label]:8.0f} articles/s")
+    bare, ours = results.values()
+    print(f"  ratio newsflow/bare: {ours / bare:.2f}")
+    if folder:
+        from shared import embedded
+
+        embedded.stop(folder)
+
+
+if __name__ == "__main__":
+    main()
