@@ -327,3 +327,19 @@ async def test_files_source_pushes_to_raw_once(tmp_path, fetcher, prefix, r):
     assert await sched.poll(src) == 0
     raw = bodies(r, f"{prefix}:raw")
     assert {a["source"] for a in raw} == {"inbox"} and raw[0]["language"] == "fr" and raw[0]["metadata"]["category"] == "wire"
+
+
+async def test_a_slow_server_times_out_and_is_retried_then_transient(server, redis_url, prefix):
+    import time as _time
+
+    def slow(_req):
+        _time.sleep(1.0)
+        return 200, {"Content-Type": "text/html"}, b"<p>too late</p>"
+
+    server.routes["/slow"] = slow
+    fetcher = make(redis_url, prefix, timeout_s=0.2, max_attempts=2)
+    with pytest.raises(TransientError, match="after 2 attempts"):
+        await fetcher.fetch(server.url("/slow"))
+    from tests.helpers import wait_until
+
+    wait_until(lambda: len(server.hits("/slow")) == 2, timeout=10, what="both slow requests logged by the server")
