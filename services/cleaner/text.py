@@ -99,7 +99,7 @@ def normalise_whitespace(text: str) -> str:
     When the text has blank lines they separate paragraphs and single line breaks are hard wraps;
     when it has none, every line is a paragraph.
     """
-    text = LINE_BREAKS.sub("\n", text)
+    text = LINE_BREAKS.sub("\n", normalise_quotes(text))
     text = ZERO_WIDTH.sub("", ODD_SPACES.sub(" ", text))
     lines = [SPACE_RUNS.sub(" ", line).strip() for line in text.split("\n")]
     if "" in lines[1:-1] and any(lines):
@@ -115,6 +115,23 @@ def normalise_whitespace(text: str) -> str:
     else:
         paragraphs = [line for line in lines if line]
     return "\n\n".join(paragraphs)
+
+
+# Typewriter-era stand-ins for typographic quotes, as wire copy and OCR'd or TeX-ish text still carry them.
+# Real quotes, curly or straight, and other languages' quotes (« », „ “) are left as they are.
+QUOTE_STANDINS = (
+    (re.compile(r"``"), "\u201c"),
+    (re.compile(r"(?<=\S)''|''(?=\s|$)"), "\u201d"),
+    (re.compile(r"[\u2033\u301d\u301e\uff02]"), '"'),  # double prime and CJK double quotes used as quotes
+    (re.compile(r"`(?=\w)"), "\u2018"),
+    (re.compile(r"\u2032(?=[a-z])"), "\u2019"),  # a prime used as an apostrophe: Korea\u2032s
+)
+
+
+def normalise_quotes(text: str) -> str:
+    for pattern, replacement in QUOTE_STANDINS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def normalise(text: str) -> tuple[str, bool]:

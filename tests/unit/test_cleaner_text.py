@@ -137,3 +137,12 @@ def test_strip_trailers_keeps_text_that_only_mentions_agencies():
 )
 def test_first_sentence_title(text, title):
     assert first_sentence_title(text) == title
+
+
+def test_quote_standins_become_typographic_quotes_and_real_quotes_stay():
+    from services.cleaner.text import normalise_whitespace
+
+    assert normalise_whitespace("He said ``we will win'' on Monday.") == "He said \u201cwe will win\u201d on Monday."
+    assert normalise_whitespace("the North\u2032s `plan'") == "the North\u2019s \u2018plan'"
+    assert normalise_whitespace("\u201cCurly\u201d and \"straight\" and \u00abguillemets\u00bb stay") == "\u201cCurly\u201d and \"straight\" and \u00abguillemets\u00bb stay"
+    assert normalise_whitespace("rock 'n' roll isn't touched") == "rock 'n' roll isn't touched"
