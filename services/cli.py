@@ -113,11 +113,16 @@ class Supervisor:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {s: 0 for s in stages}
         self.next_start: dict[str, float] = {}
+        self.started: dict[str, float] = {}
         self.stopping = False
 
     def start(self) -> None:
         for stage in self.stages:
-            self.procs[stage] = _spawn(stage, self.env, self.log)
+            self._launch(stage)
+
+    def _launch(self, stage: str) -> None:
+        self.procs[stage] = _spawn(stage, self.env, self.log)
+        self.started[stage] = time.monotonic()
 
     def poll(self) -> None:
         now = time.monotonic()
@@ -125,13 +130,15 @@ class Supervisor:
             if proc.poll() is None or self.stopping:
                 continue
             if stage not in self.next_start:
+                if now - self.started[stage] > 60:
+                    self.restarts[stage] = 0  # it ran fine for a while: this is a fresh failure, not a crash loop
                 self.restarts[stage] += 1
                 delay = min(30.0, 0.5 * 2 ** min(self.restarts[stage], 6))
                 print(f"newsflow: {stage} exited with {proc.returncode}; restarting in {delay:.1f}s", file=sys.stderr)
                 self.next_start[stage] = now + delay
             elif now >= self.next_start[stage]:
                 del self.next_start[stage]
-                self.procs[stage] = _spawn(stage, self.env, self.log)
+                self._launch(stage)
 
     def stop(self, timeout: float) -> None:
         self.stopping = True

@@ -29,7 +29,7 @@ from lxml.html import HtmlElement
 from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import load_html
 
-from services.cleaner.limits import time_limit
+from services.cleaner.limits import Expired, time_limit
 from shared.errors import PermanentError
 
 # A typical page takes 10-15 ms; a page still going after this is pathological, not news.
@@ -104,8 +104,11 @@ def extract_html(html: str, url: str | None = None, max_bytes: int = MAX_HTML_BY
     PermanentError when the page is over `max_bytes` or takes longer than `timeout_s` to extract."""
     if _too_big(html, max_bytes):
         raise PermanentError(f"html larger than {max_bytes} bytes")
-    with time_limit(timeout_s):
-        return _extract_page(html, url)
+    try:
+        with time_limit(timeout_s):
+            return _extract_page(html, url)
+    except Expired:
+        raise PermanentError(f"extraction took longer than {timeout_s:g} s") from None
 
 
 def _extract_page(html: str, url: str | None) -> Extracted:

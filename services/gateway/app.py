@@ -24,6 +24,7 @@ from shared.contract import FetchRequest, RawArticle, dump
 from shared.logging import get_logger
 from shared.settings import Settings
 from shared.topology import Topology
+from shared.transport.runner import is_transient_redis
 
 from .validation import (
     RequestError,
@@ -174,7 +175,9 @@ async def publish(redis: Any, stream: str, bodies: list[str], meta: dict[str, st
             for body in bodies:
                 pipe.xadd(stream, {"body": body, **meta})
             ids = await pipe.execute()
-    except Exception as exc:  # noqa: BLE001 - Redis down or refusing: the client should retry
+    except Exception as exc:
         log.warning("gateway_publish_failed", stream=stream, count=len(bodies), error=f"{type(exc).__name__}: {exc}"[:200])
-        raise RequestError(503, "could not publish to Redis; nothing was published, retry later") from None
+        if is_transient_redis(exc):  # Redis down or refusing writes: the client should retry
+            raise RequestError(503, "could not publish to Redis; nothing was published, retry later") from None
+        raise RequestError(500, "internal error; nothing was published") from None
     return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]

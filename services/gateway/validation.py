@@ -153,7 +153,12 @@ def validate_articles(items: list[Any], max_body_bytes: int) -> tuple[list[RawAr
             errors.extend({"index": index, **e} for e in article_errors(item))
             continue
         body = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-        if len(body.encode("utf-8", "surrogatepass")) > max_body_bytes:
+        try:
+            size = len(body.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): not text any consumer could read
+            errors.append({"index": index, "loc": [], "msg": "article contains a lone UTF-16 surrogate, which is not valid Unicode text"})
+            continue
+        if size > max_body_bytes:
             errors.append({"index": index, "loc": [], "msg": f"article is larger than {max_body_bytes} bytes (NEWSFLOW_MAX_BODY_BYTES)"})
             continue
         articles.append(article)

@@ -48,8 +48,9 @@ def spec(repo: Repository) -> StageSpec:
             rows.append(Row(enriched, doc_hash(article), entry.id))
         changes = await repo.upsert_many(rows)
         outcomes = []
-        for (entry, _), row in zip(items, rows):
-            announce = changes.get(row.article.id) != "unchanged"
+        last = {row.article.id: i for i, row in enumerate(rows)}  # the same id twice in a batch: the last one stands
+        for i, ((entry, _), row) in enumerate(zip(items, rows)):
+            announce = changes.get(row.article.id) != "unchanged" and last[row.article.id] == i
             outcomes.append(Outcome(entry, output=row.article if announce else None, article_id=row.article.id))
         return outcomes
 

@@ -178,7 +178,7 @@ class SqliteRepository:
                         "INSERT OR REPLACE INTO article_places (article_id, name, kind, code) VALUES (?, ?, ?, ?)",
                         [(a.id, p.name, p.kind, p.code) for p in a.places],
                     )
-                    result[a.id] = "inserted" if old is None and a.id not in result else result.get(a.id, "updated")
+                    result[a.id] = "inserted" if old is None or result.get(a.id) == "inserted" else "updated"
                     existing[a.id] = row.hash
                     sources[a.id] = row.source_entry_id
                 db.execute("COMMIT")

@@ -35,13 +35,19 @@ async def reclaim_once(runner: StageRunner) -> int:
             for e in entries:
                 e.deliveries = counts.get(e.id, e.deliveries)
             log.info("reclaimed", count=len(entries), first=entries[0].id, max_deliveries_seen=max(e.deliveries for e in entries))
-            first_time = [e for e in entries if e.deliveries <= 1]
-            if first_time:
-                await runner.handle_batch(first_time)
-            # An entry delivered before may be what killed its last worker: alone, it cannot take batch-mates with it.
-            for e in entries:
-                if e.deliveries > 1:
-                    await runner.handle_batch([e])
+            # Every claimed entry is ours from now on: keep them all under the heartbeat while we work through them.
+            runner.in_flight.update(e.id for e in entries)
+            try:
+                # A reclaim adds a delivery, so 2 is the normal case (a dead worker's batch). An entry delivered more
+                # often may be what killed its workers: alone, it cannot take batch-mates with it.
+                batch = [e for e in entries if e.deliveries <= 2]
+                if batch:
+                    await runner.handle_batch(batch)
+                for e in entries:
+                    if e.deliveries > 2:
+                        await runner.handle_batch([e])
+            finally:
+                runner.in_flight.difference_update(e.id for e in entries)
             total += len(entries)
         start = _s(next_id)
         if start == "0-0" or runner.stopping.is_set():

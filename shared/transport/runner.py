@@ -137,14 +137,15 @@ class StageRunner:
                 raise
 
     async def handle_batch(self, entries: list[Entry]) -> list[Outcome]:
-        self.in_flight.update(e.id for e in entries)
+        added = {e.id for e in entries} - self.in_flight
+        self.in_flight.update(added)
         try:
             outcomes = await self._decide(entries)
             await self._commit(outcomes)
             self._count(outcomes)
             return outcomes
         finally:
-            self.in_flight.difference_update(e.id for e in entries)
+            self.in_flight.difference_update(added)
 
     async def _decide(self, entries: list[Entry]) -> list[Outcome]:
         outcomes: list[Outcome] = []

@@ -249,3 +249,11 @@ async def test_readyz_503_and_publish_503_when_redis_is_unreachable(prefix):
 async def test_openapi_lists_the_routes(gw):
     paths = (await gw.get("/openapi.json")).json()["paths"]
     assert {"/v1/articles", "/v1/fetch", "/healthz", "/readyz"} <= set(paths)
+
+
+async def test_a_lone_surrogate_is_422_not_a_retry_forever(gw, r, prefix):
+    body = '[{"text": "fine"}, {"text": "bad \\ud800 text"}]'
+    resp = await gw.post("/v1/articles", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert resp.status_code == 422
+    assert resp.json()["errors"][0]["index"] == 1 and "surrogate" in resp.json()["errors"][0]["msg"]
+    assert r.xlen(f"{prefix}:raw") == 0

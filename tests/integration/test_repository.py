@@ -119,3 +119,16 @@ async def _insert_v1_row(repo, database_url: str) -> None:
         v[12] = v[13] = datetime.fromisoformat(values[12])
         async with repo._pool.acquire() as conn:
             await conn.execute(f"INSERT INTO articles ({cols}) VALUES ({','.join(f'${i}' for i in range(1, 15))})", *v)
+
+
+async def test_the_same_id_twice_in_a_batch_reports_the_last_change(database_url):
+    repo = open_repository(database_url)
+    await repo.connect()
+    await repo.migrate()
+    try:
+        await repo.upsert_many(rows([article(1)], entry="e1"))
+        mixed = rows([article(1)], entry="e2") + rows([article(1, "Newer text.")], entry="e3")
+        assert await repo.upsert_many(mixed) == {"a1": "updated"}
+        assert (await repo.get("a1"))["text"] == "Newer text."
+    finally:
+        await repo.close()

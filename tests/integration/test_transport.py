@@ -365,3 +365,26 @@ async def test_a_retried_commit_publishes_once(redis_url, prefix, r):
     await runner._commit(outcomes)
     await runner._commit(outcomes)  # as after a lost reply
     assert len(bodies(r, f"{prefix}:cleaned")) == 1 and r.xlen(f"{prefix}:dlq") == 1
+
+
+async def test_reclaimed_entries_stay_under_the_heartbeat_while_they_wait(redis_url, prefix, r):
+    from shared.transport.reclaim import heartbeat
+
+    for i in range(5):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"t{i}", "id": f"h{i}"})})
+    dead = make_runner(redis_url, prefix, consumer="dead")
+    await dead.ensure_groups()
+    await read_new(dead)
+    seen_in_flight: list[set[str]] = []
+
+    async def slow(items):
+        seen_in_flight.append(set(heir.in_flight))
+        await heartbeat(heir)
+        return await each(echo)(items)
+
+    heir = make_runner(redis_url, prefix, consumer="heir", claim_idle_ms=10, process=slow)
+    await asyncio.sleep(0.05)
+    assert await reclaim_once(heir) == 5
+    assert len(seen_in_flight[0]) == 5, "every claimed entry is heartbeated, not only the batch at hand"
+    assert heir.in_flight == set()
+    assert len(bodies(r, f"{prefix}:cleaned")) == 5
