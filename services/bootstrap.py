@@ -10,8 +10,8 @@ from faststream import FastStream
 from shared import embedded
 from shared.logging import get_logger
 from shared.settings import Settings
-from shared.transport.app import build_app, redis_client
 from shared.topology import STAGES
+from shared.transport.app import build_app, redis_client
 from shared.transport.runner import StageRunner
 
 log = get_logger("newsflow.bootstrap")
@@ -29,7 +29,6 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
         from services.cleaner import app as cleaner
         from services.cleaner.dedup import ExactDuplicateIndex
         from services.cleaner.neardup import NearDuplicateIndex
-
         from services.cleaner.transform import clean
         from shared.contract import RawArticle
 
