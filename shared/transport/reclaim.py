@@ -93,17 +93,25 @@ async def heartbeat(runner: StageRunner) -> None:
         )
 
 
+# Check and delete in one step: a consumer that reads between a separate check and DELCONSUMER would lose
+# the entries it just read from the PEL, beyond the reach of reclaim.
+PURGE_LUA = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1
+"""
+
+
 async def purge_dead_consumers(runner: StageRunner) -> list[str]:
     """Remove consumers that have nothing pending and have not been seen for consumer_idle_purge_ms."""
     removed = []
+    purge = runner.redis.register_script(PURGE_LUA)
     for c in await runner.redis.xinfo_consumers(runner.input_stream, runner.group):
         name = _s(c["name"])
         if name != runner.consumer and int(c["pending"]) == 0 and int(c["idle"]) > runner.settings.consumer_idle_purge_ms:
-            # DELCONSUMER returns the pending count it dropped; a race that gave it entries just now is re-checked.
-            dropped = await runner.redis.xgroup_delconsumer(runner.input_stream, runner.group, name)
-            if dropped:
-                log.error("purged_consumer_had_pending", consumer=name, pending=dropped)
-            removed.append(name)
+            if await purge(keys=[runner.input_stream], args=[runner.group, name]) != -1:
+                removed.append(name)
     if removed:
         log.info("purged_consumers", consumers=removed)
     return removed

@@ -388,3 +388,15 @@ async def test_reclaimed_entries_stay_under_the_heartbeat_while_they_wait(redis_
     assert len(seen_in_flight[0]) == 5, "every claimed entry is heartbeated, not only the batch at hand"
     assert heir.in_flight == set()
     assert len(bodies(r, f"{prefix}:cleaned")) == 5
+
+
+async def test_purge_never_deletes_a_consumer_that_just_read_entries(redis_url, prefix, r):
+    from shared.transport.reclaim import PURGE_LUA
+
+    runner = make_runner(redis_url, prefix)
+    await runner.ensure_groups()
+    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "x", "id": "p1"})})
+    r.xreadgroup(f"{prefix}:cleaner", "busy-pod", {f"{prefix}:raw": ">"})  # reads after a purge saw it empty
+    purge = runner.redis.register_script(PURGE_LUA)
+    assert await purge(keys=[f"{prefix}:raw"], args=[f"{prefix}:cleaner", "busy-pod"]) == -1
+    assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 1
