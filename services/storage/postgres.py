@@ -28,6 +28,11 @@ ON CONFLICT (id) DO UPDATE SET
     duplicate_of = excluded.duplicate_of, content_hash = excluded.content_hash, doc_hash = excluded.doc_hash,
     doc = excluded.doc, updated_at = excluded.updated_at, source_entry_id = excluded.source_entry_id
 WHERE a.doc_hash IS DISTINCT FROM excluded.doc_hash
+  -- An older stream entry of the article (a late redelivery) never overwrites a newer one.
+  AND CASE WHEN a.source_entry_id ~ '^[0-9]+-[0-9]+$' AND excluded.source_entry_id ~ '^[0-9]+-[0-9]+$'
+      THEN (split_part(excluded.source_entry_id, '-', 1)::bigint, split_part(excluded.source_entry_id, '-', 2)::bigint)
+        >= (split_part(a.source_entry_id, '-', 1)::bigint, split_part(a.source_entry_id, '-', 2)::bigint)
+      ELSE true END
 RETURNING id, (xmax = 0) AS inserted
 )
 SELECT i.id, w.inserted, (w.id IS NULL AND p.source_entry_id = i.source_entry_id) AS redelivered

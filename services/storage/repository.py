@@ -167,6 +167,9 @@ class SqliteRepository:
                         same_entry = bool(row.source_entry_id) and sources.get(a.id) == row.source_entry_id
                         result.setdefault(a.id, "redelivered" if same_entry else "unchanged")
                         continue
+                    if old is not None and _older(row.source_entry_id, sources.get(a.id)):
+                        result.setdefault(a.id, "unchanged")  # a late redelivery never overwrites a newer entry
+                        continue
                     db.execute(_SQLITE_UPSERT, _sqlite_values(row))
                     db.execute("DELETE FROM article_topics WHERE article_id = ?", (a.id,))
                     db.execute("DELETE FROM article_places WHERE article_id = ?", (a.id,))
@@ -208,6 +211,16 @@ _SQLITE_UPSERT = (
     "ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("id", "stored_at"))
 )
+
+
+def _older(entry_id: str | None, than: str | None) -> bool:
+    """Whether stream entry `entry_id` is older than `than`; False when either is not a stream id."""
+    try:
+        a = tuple(int(x) for x in (entry_id or "").split("-"))
+        b = tuple(int(x) for x in (than or "").split("-"))
+    except ValueError:
+        return False
+    return len(a) == len(b) == 2 and a < b
 
 
 def _iso(value: datetime | None) -> str | None:

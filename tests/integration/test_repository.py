@@ -132,3 +132,22 @@ async def test_the_same_id_twice_in_a_batch_reports_the_last_change(database_url
         assert (await repo.get("a1"))["text"] == "Newer text."
     finally:
         await repo.close()
+
+
+async def test_a_late_redelivery_of_an_older_entry_never_overwrites_newer_content(database_url):
+    repo = open_repository(database_url)
+    await repo.connect()
+    await repo.migrate()
+    now = utcnow()
+
+    def row(text: str, entry_id: str) -> Row:
+        a = article(1, text)
+        return Row(EnrichedArticle(**a.model_dump(), stored_at=now), doc_hash(a), entry_id)
+
+    try:
+        assert await repo.upsert_many([row("Version one.", "1700000000000-0")]) == {"a1": "inserted"}
+        assert await repo.upsert_many([row("Version two.", "1700000000500-3")]) == {"a1": "updated"}
+        assert await repo.upsert_many([row("Version one.", "1700000000000-0")]) == {"a1": "unchanged"}
+        assert (await repo.get("a1"))["text"] == "Version two."
+    finally:
+        await repo.close()
