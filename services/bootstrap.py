@@ -11,7 +11,7 @@ from shared import embedded
 from shared.logging import get_logger
 from shared.settings import Settings
 from shared.topology import STAGES
-from shared.transport.app import build_app, redis_client
+from shared.transport.app import build_app, redis_client, wait_until_up
 from shared.transport.runner import StageRunner
 
 log = get_logger("newsflow.bootstrap")
@@ -54,7 +54,7 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
         repo = open_repository(settings.effective_database_url())
 
         async def start() -> None:
-            await connect_with_retry(repo)
+            await wait_until_up(repo.connect, "waiting_for_database")
             applied = await repo.migrate()
             if applied:
                 log.info("migrations_applied", migrations=applied)
@@ -121,15 +121,3 @@ def run_gateway(settings: Settings, url: str) -> int:
     asyncio.run(serve())
     log.info("gateway_stopped")
     return 0 if server.started else 1
-
-
-async def connect_with_retry(repo: object, max_delay: float = 5.0) -> None:
-    delay = 0.2
-    while True:
-        try:
-            await repo.connect()  # type: ignore[attr-defined]
-            return
-        except Exception as exc:  # the database may come up after us: wait, never crash-loop
-            log.warning("waiting_for_database", error=f"{type(exc).__name__}: {exc}"[:200], retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)

@@ -87,7 +87,7 @@ def build_app(
             result = on_startup()
             if asyncio.iscoroutine(result):
                 await result
-        await _wait_for_redis(runner)
+        await wait_until_up(runner.redis.ping, "waiting_for_redis")
         await runner.ensure_groups()
 
     @app.after_startup
@@ -117,13 +117,15 @@ def build_app(
     return app, runner
 
 
-async def _wait_for_redis(runner: StageRunner) -> None:
+async def wait_until_up(call: Callable[[], Any], event: str, max_delay: float = 5.0) -> None:
+    """Await `call` until it succeeds, backing off: a dependency that comes up after us is waited for, never a
+    reason to crash-loop."""
     delay = 0.2
     while True:
         try:
-            await runner.redis.ping()
+            await call()
             return
-        except Exception as exc:  # no crash loop when Redis is late: wait for it
-            log.warning("waiting_for_redis", error=str(exc)[:200], retry_in_s=delay)
+        except Exception as exc:
+            log.warning(event, error=f"{type(exc).__name__}: {exc}"[:200], retry_in_s=delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, max_delay)
