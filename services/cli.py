@@ -14,7 +14,7 @@ from typing import Any
 
 from shared.topology import STAGES
 
-COMMANDS = ("worker", "up", "ingest", "demo", "status", "tail", "dlq", "schemas", "docs", "db")
+COMMANDS = ("worker", "up", "ingest", "demo", "status", "tail", "dlq", "schemas", "docs", "db", "classifier")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database tasks")
     db.add_argument("action", choices=("migrate",))
+
+    cl = sub.add_parser("classifier", help="topic model tasks: train one on your own labelled articles")
+    cl.add_argument("action", choices=("train",))
+    cl.add_argument("train_args", nargs=argparse.REMAINDER, help="see `newsflow classifier train --help`")
     return p
 
 
@@ -373,6 +377,12 @@ def cmd_docs(args: argparse.Namespace, settings: Any) -> int:
     Path(args.out).write_text(asyncapi_yaml(settings), encoding="utf-8")
     print(args.out)
     return 0
+
+
+def cmd_classifier(args: argparse.Namespace, settings: Any) -> int:
+    from services.classifier.train import main as train
+
+    return train(args.train_args)
 
 
 def cmd_db(args: argparse.Namespace, settings: Any) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import socket
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def default_data_dir() -> str:
@@ -49,7 +49,11 @@ class Settings(BaseSettings):
     stream_retention_s: int = Field(3600, ge=0, description="Entries younger than this are kept even when every group has read them.")
     stream_maxlen: int = Field(1_000_000, ge=1000, description="Hard approximate cap per stream: a safety valve that can drop unread entries.")
     trim_interval_s: float = Field(10.0, gt=0, description="How often a worker trims its input stream (XTRIM MINID).")
-    classifier: str = Field("keywords", description="Topic backend: `keywords`, or `module:attr` for your own model.")
+    classifier: str = Field(
+        "embedding",
+        description="Topic backend: `embedding` (shipped model), a `.npz` from `newsflow classifier train`, "
+        "`keywords` (lexicon only), or `module:attr` for your own model.",
+    )
     dedup_window_s: int = Field(7 * 24 * 3600, ge=1, description="The cleaner finds duplicates among articles of this many seconds.")
     near_dup_threshold: float = Field(0.5, gt=0, le=1, description="Near-duplicate score (share of names and numbers) from which an article is marked.")
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for in-flight work on SIGTERM.")
@@ -66,6 +70,11 @@ class Settings(BaseSettings):
     fetch_host_interval_s: float = Field(1.0, ge=0, description="Minimum time between two requests to one host (per worker).")
     fetch_obey_robots: bool = Field(True, description="Obey robots.txt (cached per origin).")
     fetch_seen_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="A fetched URL is not fetched again for this long.")
+    fetch_allow_private: bool = Field(
+        False, description="Lift the SSRF guard's address rule: fetch from loopback, private, link-local... addresses too.")
+    fetch_allowed_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode] = Field(
+        default_factory=lambda: [80, 443], min_length=1,
+        description="Ports the fetcher may connect to, comma-separated (or a JSON list).")
     source_poll_s: float = Field(300.0, gt=0, description="Default poll interval of a source.")
     source_max_backoff_s: float = Field(3600.0, gt=0, description="Longest wait after a source keeps failing.")
     source_max_items: int = Field(1000, ge=1, description="Items taken from one feed or sitemap document.")
@@ -77,6 +86,13 @@ class Settings(BaseSettings):
     gateway_allow_anonymous: bool = Field(False, description="Let the gateway run without tokens (no authentication at all).")
     gateway_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body the gateway reads; larger is 413.")
     gateway_max_articles: int = Field(1000, ge=1, description="Most articles (or URLs) in one gateway request; more is 413.")
+
+    @field_validator("fetch_allowed_ports", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "80,443" from the environment; "[80, 443]" works too
+            return [p for p in value.strip().strip("[]").replace(" ", "").split(",") if p]
+        return value
 
     def consumer_name(self) -> str:
         return self.consumer or f"{socket.gethostname()}-{os.getpid()}"

@@ -270,31 +270,42 @@ class KeywordTopicModel:
                         evidence[topic] = evidence.get(topic, 0.0) + TITLE_FACTOR * weight
         return evidence
 
-    def predict(self, title: str | None, text: str) -> list[Topic]:
+    def scores(self, title: str | None, text: str) -> dict[str, float]:
+        """Score in [0, 1] per topic key with any evidence, before the threshold."""
         evidence = self.evidence(title, text)
         if not evidence:
-            return []
+            return {}
         best = max(evidence.values())
         words = text.count(" ") + 1
         k = BASE_K * math.sqrt(max(1.0, words / REFERENCE_WORDS))
+        return {t: min(1.0, (1.0 - math.exp(-ev / k)) * math.sqrt(ev / best)) for t, ev in evidence.items()}
+
+    def predict(self, title: str | None, text: str) -> list[Topic]:
         scored = []
-        for topic, ev in evidence.items():
-            score = (1.0 - math.exp(-ev / k)) * math.sqrt(ev / best)
+        for topic, score in self.scores(title, text).items():
             if score >= self.threshold:
                 code, label = IPTC_TOPICS[topic]
-                scored.append(Topic(code=code, label=label, score=round(min(1.0, score), 3)))
+                scored.append(Topic(code=code, label=label, score=round(score, 3)))
         scored.sort(key=lambda t: -t.score)
         return scored[: self.max_topics]
 
 
-def load_topic_model(name: str | None = "keywords") -> TopicModel:
-    """`"keywords"` (default) or `"module:attr"`: a class (instantiated without arguments), a factory function
-    or a ready instance whose `predict(title, text)` returns `list[Topic]`."""
-    name = (name or "keywords").strip()
-    if name in ("keywords", "keyword", "default"):
+def load_topic_model(name: str | None = "embedding") -> TopicModel:
+    """Pick a backend by name:
+    - `"embedding"` (default): the shipped linear model over WordLlama embeddings (`linear.py`);
+    - a path to a `.npz` file made by `newsflow classifier train`: the same model with your weights;
+    - `"keywords"`: the lexicon scorer above, no embeddings;
+    - `"module:attr"`: a class (instantiated without arguments), a factory function or a ready instance whose
+      `predict(title, text)` returns `list[Topic]`."""
+    name = (name or "embedding").strip()
+    if name in ("keywords", "keyword"):
         return KeywordTopicModel()
+    if name in ("embedding", "default") or name.endswith(".npz"):
+        from .linear import WEIGHTS, LinearTopicModel
+
+        return LinearTopicModel(WEIGHTS if not name.endswith(".npz") else name)
     if ":" not in name:
-        raise ValueError(f"unknown topic model {name!r}: use 'keywords' or 'module:attr'")
+        raise ValueError(f"unknown topic model {name!r}: use 'embedding', 'keywords', a .npz file or 'module:attr'")
     module_name, _, attr = name.partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -31,7 +31,7 @@ class Resources:
     topic_model: TopicModel
     gazetteer: Gazetteer
     spin: SpinDetector
-    classifier: str = "keywords"
+    classifier: str = "embedding"
 
 
 _cache: dict[str, Resources] = {}
@@ -39,10 +39,10 @@ _gazetteer: Gazetteer | None = None
 _lock = threading.Lock()
 
 
-def load_resources(classifier: str = "keywords") -> Resources:
-    """Build (or reuse) the resources; `classifier` picks the topic model: "keywords" or "module:attr"."""
+def load_resources(classifier: str = "embedding") -> Resources:
+    """Build (or reuse) the resources; `classifier` picks the topic model (see `topics.load_topic_model`)."""
     global _gazetteer
-    name = (classifier or "keywords").strip()
+    name = (classifier or "embedding").strip()
     with _lock:
         res = _cache.get(name)
         if res is None:

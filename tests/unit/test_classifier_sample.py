@@ -115,9 +115,9 @@ def _article(text: str) -> CleanArticle:
                         word_count=len(text.split()))
 
 
-@pytest.fixture(scope="module")
-def res():
-    return load_resources("keywords")
+@pytest.fixture(scope="module", params=["embedding", "keywords"])
+def res(request):
+    return load_resources(request.param)
 
 
 def test_sample_topics_places_and_spin(res):

@@ -164,7 +164,7 @@ class _Fixed:
 
 def test_load_topic_model_keywords_and_module_attr():
     assert isinstance(load_topic_model("keywords"), KeywordTopicModel)
-    assert isinstance(load_topic_model(None), KeywordTopicModel)
+    assert not isinstance(load_topic_model(None), KeywordTopicModel)  # the default is the embedding model
     mod = types.ModuleType("nf_test_topic_plugin")
     mod.Fixed = _Fixed
     mod.instance = _Fixed()
