@@ -3,7 +3,9 @@
 Per request: canonicalise the URL; skip it when another request already claimed it within the seen window;
 fetch; publish the page. A permanent failure (4xx, robots.txt, too large, not a page) is dead-lettered with the
 reason; a transient one (retries ran out on 429/5xx/connection errors) leaves only that entry pending, so reclaim
-retries it until NEWSFLOW_MAX_DELIVERIES while its batch-mates go on.
+retries it until NEWSFLOW_MAX_DELIVERIES while its batch-mates go on. A URL the SSRF guard refuses (guard.py: a
+private address, a scheme other than http(s), userinfo, a port not allowed) is a permanent failure: its dead
+letter says why ("refused: ...").
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from shared.settings import Settings
 from shared.transport.entries import Entry, Outcome
 from shared.transport.runner import Item, StageSpec
 
+from . import guard
 from .http import FetchResult, PoliteFetcher
 from .urls import SeenUrls, canonicalize
 
@@ -84,13 +87,17 @@ class FetchStage:
         try:
             url = canonicalize(req.url)
         except ValueError as exc:
+            try:
+                guard.check_url(req.url, self.fetcher.policy_for(req.url, req.source))
+            except guard.Refused as refused:  # says more than "not an http(s) URL" (the scheme, the userinfo)
+                return Outcome(entry, dead_letter=str(refused))
             return Outcome(entry, dead_letter=str(exc))
         if not await self.seen.claim(url, entry.id):
             return Outcome(entry)  # another request for this URL had it within the window: nothing to publish
         try:
             # A redelivery fetches unconditionally: its first delivery may have saved validators and then died
             # before publishing, and a 304 would lose the page.
-            result = await self.fetcher.fetch(url, conditional=entry.deliveries == 1)
+            result = await self.fetcher.fetch(url, conditional=entry.deliveries == 1, source=req.source)
         except PermanentError as exc:
             return Outcome(entry, dead_letter=str(exc)[:1000])
         except TransientError as exc:

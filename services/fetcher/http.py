@@ -14,7 +14,7 @@ import random
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -24,6 +24,7 @@ from protego import Protego
 from shared.errors import PermanentError, TransientError
 from shared.logging import get_logger
 
+from . import guard
 from .urls import canonicalize
 
 log = get_logger("newsflow.fetcher.http")
@@ -71,15 +72,25 @@ class FetchConfig:
     obey_robots: bool = True
     robots_ttl_s: float = 3600.0
     crawl_delay_max_s: float = 30.0
+    # The SSRF guard (guard.py). allowed_ports None: any port (tests only; settings always give a list).
+    allow_private: bool = False
+    allowed_ports: tuple[int, ...] | None = guard.DEFAULT_PORTS
+    sources: tuple[Any, ...] = ()  # sources.Source: their allow_private / allowed_hosts / allowed_ports
 
     @classmethod
-    def from_settings(cls, s: Any) -> "FetchConfig":
+    def from_settings(cls, s: Any, sources: Iterable[Any] | None = None) -> "FetchConfig":
+        """The fetcher's settings; the sources (for their guard exceptions) from NEWSFLOW_SOURCES_FILE unless given."""
+        if sources is None and s.sources_file:
+            from .sources import load_sources
+
+            sources = load_sources(s.sources_file, s.source_poll_s)
         return cls(
             user_agent=s.fetch_user_agent, timeout_s=s.fetch_timeout_s, max_bytes=s.fetch_max_bytes,
             max_redirects=s.fetch_max_redirects, max_attempts=s.fetch_max_attempts,
             retry_after_max_s=s.fetch_retry_after_max_s, concurrency=s.fetch_concurrency,
             host_concurrency=s.fetch_host_concurrency, host_interval_s=s.fetch_host_interval_s,
-            obey_robots=s.fetch_obey_robots,
+            obey_robots=s.fetch_obey_robots, allow_private=s.fetch_allow_private,
+            allowed_ports=tuple(s.fetch_allowed_ports), sources=tuple(sources or ()),
         )
 
 
@@ -97,12 +108,29 @@ class PoliteFetcher:
         self.prefix = prefix
         self.config = config or FetchConfig()
         c = self.config
+        # The SSRF guard: the base policy from the settings, widened per source by its own exceptions. Every
+        # connection goes through `backend`, which connects only to addresses vetted under the fetch's policy.
+        # A `transport` passed in (tests) replaces it: then only the per-hop check in fetch() applies.
+        self.policy = guard.Policy.make(c.allow_private, (), c.allowed_ports)
+        self._source_policies: dict[str, guard.Policy] = {}
+        self._url_policies: dict[str, guard.Policy] = {}
+        for src in c.sources:
+            if getattr(src, "allow_private", False) or getattr(src, "allowed_hosts", ()) or getattr(src, "allowed_ports", ()):
+                policy = self.policy.widen(src.allow_private, src.allowed_hosts, src.allowed_ports)
+                self._source_policies[src.name] = policy
+                if src.url:
+                    try:
+                        self._url_policies[canonicalize(src.url)] = policy
+                    except ValueError:
+                        pass
+        limits = httpx.Limits(max_connections=c.concurrency * 2, max_keepalive_connections=c.concurrency)
+        self.backend = guard.PinnedBackend(self.policy)
         self.client = httpx.AsyncClient(
             headers={"User-Agent": c.user_agent, "Accept-Encoding": "gzip, deflate"},
             timeout=httpx.Timeout(c.timeout_s),
-            follow_redirects=False,  # followed by hand: each hop gets robots.txt and the host's limits
-            transport=transport,
-            limits=httpx.Limits(max_connections=c.concurrency * 2, max_keepalive_connections=c.concurrency),
+            follow_redirects=False,  # followed by hand: each hop gets the SSRF guard, robots.txt and the host's limits
+            transport=transport or guard.pinned_transport(self.backend, limits),
+            limits=limits,
         )
         self._all = asyncio.Semaphore(c.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -116,19 +144,40 @@ class PoliteFetcher:
 
     # -- public -----------------------------------------------------------------------------------------
 
-    async def fetch(self, url: str, *, conditional: bool = True) -> FetchResult:
-        """GET a page. PermanentError: it can never succeed (4xx, robots.txt, too large, not http).
-        TransientError: the retries ran out on 429, 5xx or connection errors. A 304 gives not_modified=True.
+    def policy_for(self, url: str, source: str | None = None) -> guard.Policy:
+        """The guard's policy for a fetch: the named source's, else that of the source whose own URL this is (the
+        scheduler polling a feed or sitemap), else the base policy from the settings."""
+        if source and source in self._source_policies:
+            return self._source_policies[source]
+        if self._url_policies:
+            try:
+                return self._url_policies.get(canonicalize(url), self.policy)
+            except ValueError:
+                pass
+        return self.policy
+
+    async def fetch(self, url: str, *, conditional: bool = True, source: str | None = None) -> FetchResult:
+        """GET a page. PermanentError: it can never succeed (4xx, robots.txt, too large, not http, refused by the
+        SSRF guard: guard.Refused). TransientError: the retries ran out on 429, 5xx or connection errors, or the
+        host does not resolve. A 304 gives not_modified=True. `source` names the source the URL is fetched for
+        (its guard exceptions apply).
 
         Validators are only read here; call save_validators() once the result has been handed on."""
+        policy = self.policy_for(url, source)
         try:
             current = canonicalize(url)
         except ValueError as exc:
+            guard.check_url(url or "", policy)  # a guard refusal says more (scheme, userinfo)
             raise PermanentError(str(exc)) from None
+        with guard.scope(policy) as scope:
+            return await self._fetch(url, current, conditional, scope)
+
+    async def _fetch(self, url: str, current: str, conditional: bool, scope: guard.Scope) -> FetchResult:
         redirects: list[str] = []
         for _hop in range(self.config.max_redirects + 1):
-            # SSRF guard goes here (a later issue): refuse hosts resolving to private, loopback or link-local
-            # addresses, checked for every hop, before robots.txt and before the request itself.
+            # SSRF guard: every hop, before robots.txt and the request; the addresses vetted here are the ones
+            # the connection goes to (pinned in the scope, so a DNS answer that changes meanwhile is never used).
+            await guard.check(current, scope, self.config.timeout_s)
             if self.config.obey_robots and not await self._allowed(current):
                 raise PermanentError(f"robots.txt disallows {current}")
             validators = await self._validators(current) if conditional else {}
@@ -288,6 +337,10 @@ class PoliteFetcher:
                 return None  # 4xx: no rules
             if status in REDIRECT_STATUSES and headers.get("location"):
                 target = urljoin(target, headers["location"])
+                try:
+                    guard.check_url(target, guard.current_policy(self.policy))
+                except guard.Refused:
+                    return None  # not followed: as if there were no robots.txt (the backend vets the address too)
                 continue
             if status != 200:
                 return None

@@ -120,7 +120,7 @@ class Scheduler:
         assert source.url
         if source.kind == "url":
             return await self._enqueue(source, [Item(url=source.url)])
-        result = await self.fetcher.fetch(source.url)  # conditional: an unchanged document is a 304
+        result = await self.fetcher.fetch(source.url, source=source.name)  # conditional: an unchanged document is a 304
         if result.not_modified:
             return 0
         if source.kind == "feed":
@@ -138,7 +138,7 @@ class Scheduler:
     async def _sitemap_index(self, source: Source, children: list[Item], limit: int) -> int:
         added = 0
         for child in children:
-            result = await self.fetcher.fetch(child.url)
+            result = await self.fetcher.fetch(child.url, source=source.name)
             if result.not_modified:
                 continue
             sitemap = parse_sitemap(result.content, result.final_url, limit)

@@ -2,6 +2,16 @@
 
 Parsing never touches the network: feeds go to feedparser as a byte stream, sitemaps to defusedxml
 (no entity expansion, no external entities, no DTD fetching).
+
+A source can lift the fetcher's SSRF guard (guard.py) for itself only, e.g. an intranet feed:
+
+    allowed_hosts = ["news.corp.internal"]  # the address rule (private, loopback, ...) is lifted for these hosts
+    allowed_ports = [8080]                  # ports allowed on top of NEWSFLOW_FETCH_ALLOWED_PORTS
+    allow_private = true                    # or: the address rule is lifted for every host (prefer allowed_hosts)
+
+They apply to the source's own `url` (the feed or sitemap the scheduler polls) and to every fetch request that
+names the source. That name is not authenticated: whoever may write to `{prefix}:fetch` (gateway token holders
+too) can claim it, so keep these lists as narrow as the source needs.
 """
 
 from __future__ import annotations
@@ -31,6 +41,10 @@ class Source:
     language: str | None = None
     category: str | None = None
     max_items: int | None = None
+    # SSRF guard exceptions for this source only (see the module docstring).
+    allow_private: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_ports: tuple[int, ...] = ()
 
 
 @dataclass
@@ -117,9 +131,19 @@ def _source(row: Any, where: str, default_interval_s: float) -> Source:
     if interval <= 0:
         raise ValueError(f"{where} ({name}): interval_s must be positive")
     max_items = row.get("max_items")
+    allow_private = row.get("allow_private", False)
+    if not isinstance(allow_private, bool):
+        raise ValueError(f"{where} ({name}): allow_private must be true or false")
+    hosts = row.get("allowed_hosts") or []
+    if not (isinstance(hosts, list) and all(isinstance(h, str) and h.strip() for h in hosts)):
+        raise ValueError(f"{where} ({name}): allowed_hosts must be a list of host names or IP addresses")
+    ports = row.get("allowed_ports") or []
+    if not (isinstance(ports, list) and all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports)):
+        raise ValueError(f"{where} ({name}): allowed_ports must be a list of port numbers (1-65535)")
     return Source(name=name, kind=kind, url=url, path=path, interval_s=interval,
                   language=row.get("language"), category=row.get("category"),
-                  max_items=int(max_items) if max_items else None)
+                  max_items=int(max_items) if max_items else None,
+                  allow_private=allow_private, allowed_hosts=tuple(h.strip() for h in hosts), allowed_ports=tuple(ports))
 
 
 # -- feeds -------------------------------------------------------------------------------------------------

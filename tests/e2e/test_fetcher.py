@@ -40,7 +40,8 @@ def test_two_fetchers_three_feeds_every_item_once_and_conditional_second_polls(r
         sources.write_text("\n".join(feeds))
         env = worker_env(redis_url, prefix, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path,
                          NEWSFLOW_SOURCES_FILE=str(sources), NEWSFLOW_FETCH_HOST_INTERVAL_S="0",
-                         NEWSFLOW_FETCH_HOST_CONCURRENCY="8", NEWSFLOW_BATCH_SIZE="50")
+                         NEWSFLOW_FETCH_HOST_CONCURRENCY="8", NEWSFLOW_BATCH_SIZE="50",
+                         NEWSFLOW_FETCH_ALLOW_PRIVATE="1", NEWSFLOW_FETCH_ALLOWED_PORTS=str(server.port))
         w = Workers(env, tmp_path)
         try:
             w.start("fetcher", "fetcher-a")
@@ -87,7 +88,8 @@ def test_ingest_accepts_urls_and_the_fetcher_fetches_them(redis_url, prefix, r, 
 
         server.routes["/story"] = story
         (tmp_path / "wire.txt").write_text("PARIS (AFP) -- A file next to a URL.")
-        env = worker_env(redis_url, prefix, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, NEWSFLOW_FETCH_HOST_INTERVAL_S="0")
+        env = worker_env(redis_url, prefix, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path, NEWSFLOW_FETCH_HOST_INTERVAL_S="0",
+                         NEWSFLOW_FETCH_ALLOW_PRIVATE="1", NEWSFLOW_FETCH_ALLOWED_PORTS=str(server.port))
         out = subprocess.run([sys.executable, "-m", "services.cli", "ingest", server.url("/story"), str(tmp_path / "wire.txt")],
                              env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert out.returncode == 0, out.stderr
