@@ -8,15 +8,23 @@ unchanged content is stored in place and not announced.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from typing import Any
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
 
 from shared.contract import ClassifiedArticle, EnrichedArticle, utcnow
 from shared.errors import TransientError
+from shared.logging import get_logger
+from shared.settings import Settings
 from shared.transport import Outcome, StageSpec
 from shared.transport.runner import Item
 
 from .repository import Repository, Row, doc_hash
+
+log = get_logger("newsflow.storage")
+
+RETENTION_INTERVAL_S = 3600.0
 
 
 def _decode(body: Any) -> tuple[ClassifiedArticle, list[str]]:
@@ -58,3 +66,29 @@ def spec(repo: Repository) -> StageSpec:
         name="storage", input="classified", output="enriched", decode=_decode, process=process,
         transient=(TransientError, *_transient_db_errors()),
     )
+
+
+async def retention_pass(repo: Repository, days: int) -> int:
+    """Delete the articles stored more than `days` days ago; log and return how many."""
+    cutoff = utcnow() - timedelta(days=days)
+    deleted = await repo.delete_older_than(cutoff)
+    log.info("retention_deleted", deleted=deleted, cutoff=cutoff.isoformat(), retention_days=days)
+    return deleted
+
+
+async def retention_loop(repo: Repository, days: int, interval_s: float = RETENTION_INTERVAL_S) -> None:
+    """A pass at start and every `interval_s`. Every storage replica runs one: deleting is idempotent, and a
+    failed pass (the database away) is logged and tried again at the next interval."""
+    while True:
+        try:
+            await retention_pass(repo, days)
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
+            log.warning("retention_failed", error=f"{type(exc).__name__}: {exc}"[:200], retry_in_s=interval_s)
+        await asyncio.sleep(interval_s)
+
+
+def background(repo: Repository, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
+    """The stage's background tasks for `build_app(background=...)`: retention, when it is on."""
+    if settings.retention_days <= 0:
+        return []
+    return [lambda: retention_loop(repo, settings.retention_days)]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from .repository import Change, Row, _statements, migrations
+from .query import ORDER, ArticleQuery, Page, as_utc, build_where, encode_cursor
+from .repository import DELETE_BATCH, Change, Row, _statements, migrations
 
 _UPSERT = """
 WITH incoming AS (
@@ -124,6 +126,33 @@ class PostgresRepository:
     async def ids(self) -> list[str]:
         async with self._pool.acquire() as conn:
             return [r["id"] for r in await conn.fetch("SELECT id FROM articles")]
+
+    async def search(self, query: ArticleQuery) -> Page:
+        where = build_where(query, "postgres")
+        limit = f"${len(where.params) + 1}"
+        sql = (f"SELECT a.doc::text AS doc, a.stored_at, a.sort_at, a.id FROM articles a "
+               f"WHERE {where.sql()} {ORDER} LIMIT {limit}")
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(sql, *where.params, query.limit + 1)
+        items = [{**json.loads(r["doc"]), "stored_at": r["stored_at"].isoformat()} for r in rows[: query.limit]]
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = rows[query.limit - 1]
+            next_cursor = encode_cursor(last["sort_at"], last["id"])
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def delete_older_than(self, cutoff: datetime, batch_size: int = DELETE_BATCH) -> int:
+        # Topics and places go by ON DELETE CASCADE; the search vector is a column of the row.
+        sql = ("DELETE FROM articles WHERE id IN (SELECT id FROM articles WHERE stored_at < $1 LIMIT $2 "
+               "FOR UPDATE SKIP LOCKED)")
+        total = 0
+        async with self._pool.acquire() as conn:
+            while True:
+                status = await conn.execute(sql, as_utc(cutoff), batch_size)
+                deleted = int(status.split()[-1])
+                total += deleted
+                if deleted < batch_size:
+                    return total
 
 
 def _record(row: Row) -> dict[str, Any]:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from importlib import resources
 from typing import Any, Literal, Protocol
 from urllib.parse import urlparse
 
 from shared.contract import ClassifiedArticle, EnrichedArticle
+
+from .query import ORDER, SQLITE_TIME, ArticleQuery, Page, as_utc, build_where, encode_cursor
 
 # "redelivered": unchanged, but from the same stream entry as last time, so announce it again.
 Change = Literal["inserted", "updated", "unchanged", "redelivered"]
@@ -54,6 +57,17 @@ class Repository(Protocol):
     async def get(self, article_id: str) -> dict[str, Any] | None: ...
     async def count(self) -> int: ...
     async def ping(self) -> None: ...
+    async def search(self, query: ArticleQuery) -> Page:
+        """Stored articles matching every filter of `query`, newest first; ValueError for a bad cursor."""
+        ...
+    async def delete_older_than(self, cutoff: datetime) -> int:
+        """Retention: delete articles stored before `cutoff` (their topics, places and search entries go
+        too); returns how many."""
+        ...
+
+
+# Retention deletes in batches of this many rows, each its own transaction, so storage writes go on between.
+DELETE_BATCH = 1000
 
 
 def open_repository(database_url: str) -> Repository:
@@ -202,6 +216,40 @@ class SqliteRepository:
     async def ids(self) -> list[str]:
         return [r[0] for r in await self._run(lambda: self._db.execute("SELECT id FROM articles").fetchall())]
 
+    async def search(self, query: ArticleQuery) -> Page:
+        where = build_where(query, "sqlite")
+        sql = (f"SELECT a.doc, a.stored_at, a.sort_at, a.id FROM articles a WHERE {where.sql()} {ORDER} LIMIT ?")
+        rows = await self._run(lambda: self._db.execute(sql, [*where.params, query.limit + 1]).fetchall())
+        items = [{**json.loads(doc), "stored_at": stored_at} for doc, stored_at, _, _ in rows[: query.limit]]
+        next_cursor = None
+        if len(rows) > query.limit:
+            _, _, sort_at, article_id = rows[query.limit - 1]
+            next_cursor = encode_cursor(datetime.fromisoformat(sort_at).replace(tzinfo=timezone.utc), article_id)
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def delete_older_than(self, cutoff: datetime, batch_size: int = DELETE_BATCH) -> int:
+        # The FTS5 rows go by trigger, topics and places by ON DELETE CASCADE.
+        sql = (f"DELETE FROM articles WHERE rowid IN (SELECT rowid FROM articles "
+               f"WHERE {SQLITE_TIME.format('stored_at')} < {SQLITE_TIME.format('?')} LIMIT ?)")
+
+        def delete_batch() -> int:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = db.execute(sql, (as_utc(cutoff).isoformat(), batch_size)).rowcount
+                db.execute("COMMIT")
+                return deleted
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        total = 0
+        while True:
+            deleted = await self._run(delete_batch)
+            total += deleted
+            if deleted < batch_size:
+                return total
+
 
 _COLUMNS = ("id", "url", "source", "title", "text", "language", "published_at", "word_count", "duplicate_of",
             "content_hash", "doc_hash", "doc", "stored_at", "updated_at", "source_entry_id")
@@ -235,4 +283,14 @@ def _sqlite_values(row: Row) -> tuple[Any, ...]:
 
 
 def _statements(sql: str) -> list[str]:
-    return [s.strip() for s in sql.split(";") if s.strip()]
+    """A migration's statements. A `;` inside a trigger body (BEGIN ... END;), a string or a comment does
+    not end a statement: SQLite's own tokenizer says when one is complete (our PostgreSQL files use no
+    syntax it misreads, such as dollar quoting)."""
+    statements, current = [], ""
+    for piece in sql.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if re.sub(r"--[^\n]*", "", current).strip(" \t\r\n;"):
+                statements.append(current.strip())
+            current = ""
+    return statements
