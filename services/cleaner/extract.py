@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import trafilatura
 import trafilatura.metadata as tm
-from lxml.etree import LxmlError, _Element
+from lxml.etree import LxmlError, XPath, _Element
 from lxml.html import HtmlElement
 from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import load_html
@@ -36,6 +37,12 @@ from shared.errors import PermanentError
 EXTRACT_TIMEOUT_S = 10.0
 
 MAX_HTML_BYTES = 5 * 1024 * 1024
+
+# Elements nested deeper than this and the page is refused. libxml2 (the parser under lxml and trafilatura) stops
+# at 256 levels and silently drops the rest of the page, so 100,000 nested <div>s parse quickly but into a stub;
+# news pages nest 10 to 50 deep (51 at most on the extraction benchmark's 181 pages). Below 256, so that a tree
+# libxml2 cut short is always caught, with room for sloppy pages whose unclosed tags pile up.
+MAX_HTML_DEPTH = 200
 
 # Below this many characters the fast path's text is suspect and the full cascade runs. trafilatura itself
 # treats 250 characters (MIN_EXTRACTED_SIZE) as "too short" and twice that as enough text to trust another
@@ -98,26 +105,30 @@ class Extracted:
     image: str | None = None
 
 
-def extract_html(html: str, url: str | None = None, max_bytes: int = MAX_HTML_BYTES, timeout_s: float = EXTRACT_TIMEOUT_S) -> Extracted:
+def extract_html(html: str, url: str | None = None, max_bytes: int = MAX_HTML_BYTES, timeout_s: float = EXTRACT_TIMEOUT_S,
+                 max_depth: int = MAX_HTML_DEPTH) -> Extracted:
     """The page's main text, paragraphs separated by blank lines, and its metadata; empty text when there is none.
 
-    PermanentError when the page is over `max_bytes` or takes longer than `timeout_s` to extract."""
+    PermanentError when the page is over `max_bytes`, nests elements more than `max_depth` deep, or takes longer
+    than `timeout_s` to parse and extract."""
     if _too_big(html, max_bytes):
         raise PermanentError(f"html larger than {max_bytes} bytes")
     try:
         with time_limit(timeout_s):
-            return _extract_page(html, url)
+            return _extract_page(html, url, max_depth)
     except Expired:
         raise PermanentError(f"extraction took longer than {timeout_s:g} s") from None
 
 
-def _extract_page(html: str, url: str | None) -> Extracted:
+def _extract_page(html: str, url: str | None, max_depth: int = MAX_HTML_DEPTH) -> Extracted:
     try:
         tree = load_html(html)
     except (ValueError, TypeError, LxmlError, RecursionError):
         tree = None
     if tree is None:
         return Extracted()
+    if _deeper_than(max_depth)(tree):
+        raise PermanentError(f"html nests elements more than {max_depth} deep")
 
     doc = _extract(tree, url, fast=True)
     text, body = (doc.text or "", doc.body) if doc is not None else ("", None)
@@ -240,6 +251,13 @@ def _main_lines(text: str, title: str | None, heading: str | None) -> list[str]:
 
 def _norm(value: str) -> str:
     return " ".join(value.split()).casefold()
+
+
+@lru_cache(maxsize=8)
+def _deeper_than(depth: int) -> XPath:
+    """Whether a tree has an element below `depth` levels: /*/*/... one step more than `depth`, evaluated in C
+    level by level (about 0.05 ms on a news page)."""
+    return XPath("boolean(" + "/*" * (depth + 1) + ")")
 
 
 def _too_big(html: str, max_bytes: int) -> bool:

@@ -1,5 +1,9 @@
 """A polite HTTP fetcher: robots.txt, per-host limits, conditional GET, bounded retries, redirects, size limit.
 
+The size limit holds after decompression: bodies are decoded here, a bounded chunk at a time (BodyDecoder), and
+the download stops as soon as the decoded size passes the limit, so a gzip bomb (10 MB of zeros in 10 KB) never
+takes more memory than the limit.
+
 One PoliteFetcher per worker process. Politeness (per-host concurrency and minimum interval) is per process;
 replicas each keep their own, so a host sees at most replicas x fetch_host_concurrency requests at once.
 """
@@ -13,8 +17,9 @@ import hashlib
 import random
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -35,6 +40,11 @@ VALIDATORS_TTL_S = 30 * 24 * 3600
 ROBOTS_MAX_BYTES = 512 * 1024
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.I)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:\-]+)["']""", re.I)
+# The content codings we decode (BodyDecoder), and all we advertise: brotli and zstd would need the brotli and
+# zstandard packages, which are not installed. A response in any other coding is refused, not passed on as bytes.
+ACCEPT_ENCODING = "gzip, deflate"
+DECODE_CHUNK = 64 * 1024  # the most one decompression step produces
+MAX_ENCODINGS = 3  # layers of Content-Encoding accepted on one response (curl allows 5; servers send one)
 
 
 @dataclass
@@ -126,7 +136,7 @@ class PoliteFetcher:
         limits = httpx.Limits(max_connections=c.concurrency * 2, max_keepalive_connections=c.concurrency)
         self.backend = guard.PinnedBackend(self.policy)
         self.client = httpx.AsyncClient(
-            headers={"User-Agent": c.user_agent, "Accept-Encoding": "gzip, deflate"},
+            headers={"User-Agent": c.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(c.timeout_s),
             follow_redirects=False,  # followed by hand: each hop gets the SSRF guard, robots.txt and the host's limits
             transport=transport or guard.pinned_transport(self.backend, limits),
@@ -268,19 +278,12 @@ class PoliteFetcher:
                     declared = headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > limit:
                         raise PermanentError(f"{url} is {int(declared):,} bytes, over the {limit:,}-byte limit")
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in resp.aiter_bytes():
-                        size += len(chunk)
-                        if size > limit:
-                            raise PermanentError(f"{url} is over the {limit:,}-byte limit")
-                        chunks.append(chunk)
-                    return status, headers, b"".join(chunks), str(resp.url)
+                    return status, headers, await _read_body(resp, url, limit), str(resp.url)
             except httpx.TransportError as exc:  # connect, read, protocol errors and timeouts
                 raise _Retry(f"{type(exc).__name__} on {url}: {exc}"[:300]) from None
             except TimeoutError:
                 raise _Retry(f"{url} took over {self.config.timeout_s * 3:.0f}s") from None
-            except httpx.DecodingError as exc:
+            except (httpx.DecodingError, zlib.error) as exc:
                 raise PermanentError(f"cannot decode the response of {url}: {exc}"[:300]) from None
 
     def _host_sem(self, host: str) -> asyncio.Semaphore:
@@ -346,6 +349,109 @@ class PoliteFetcher:
                 return None
             return Protego.parse(content.decode("utf-8", "replace"))
         return None
+
+
+async def _read_body(resp: httpx.Response, url: str, limit: int) -> bytes:
+    """The body, decoded: PermanentError as soon as it passes `limit` bytes, as sent or once decompressed.
+
+    httpx's own decoding is bypassed (aiter_raw): it inflates each chunk it receives in one go, and one 64 KB
+    chunk of a gzip bomb is 64 MB."""
+    decoder = BodyDecoder(resp.headers.get_list("content-encoding", split_commas=True), limit)
+    if decoder.unsupported:
+        raise PermanentError(f"{url} is sent with Content-Encoding {', '.join(decoder.unsupported)}, which the fetcher does not decode")
+    if len(decoder.layers) > MAX_ENCODINGS:
+        raise PermanentError(f"{url} is compressed {len(decoder.layers)} times over, more than the {MAX_ENCODINGS} accepted")
+    chunks: list[bytes] = []
+    sent = 0
+    try:
+        async for raw in resp.aiter_raw():
+            sent += len(raw)
+            if sent > limit:
+                raise PermanentError(f"{url} is over the {limit:,}-byte limit")
+            chunks.extend(decoder.decode(raw))
+    except TooLarge:
+        raise PermanentError(f"{url} is too large after decompression: over the {limit:,}-byte limit") from None
+    return b"".join(chunks)
+
+
+class TooLarge(Exception):
+    pass
+
+
+class BodyDecoder:
+    """Content-Encoding gzip and deflate: several gzip members, up to MAX_ENCODINGS layers, at most DECODE_CHUNK
+    bytes per decompression step, and TooLarge as soon as any layer's output passes `limit` (an inner layer too:
+    inflating it costs time even when the next layer makes little of it). Memory stays within the limit plus a
+    step whatever the compression ratio. A truncated stream gives what it holds; bytes after the end of the
+    stream are ignored, as browsers do."""
+
+    def __init__(self, encodings: Iterable[str], limit: int) -> None:
+        names = [e.strip().lower() for e in encodings if e.strip() and e.strip().lower() != "identity"]
+        self.unsupported = [n for n in names if n not in ("gzip", "x-gzip", "deflate")]
+        # Codings are listed in the order they were applied: the last one is undone first.
+        self.layers = [_Inflater(n in ("gzip", "x-gzip")) for n in reversed(names)]
+        self.limit = limit
+        self.sizes = [0] * (len(self.layers) + 1)  # output so far of each layer; the last entry: the body's
+
+    def decode(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes of the next piece of the body, in steps of at most DECODE_CHUNK; TooLarge past the limit."""
+        return self._through(data, 0)
+
+    def _through(self, data: bytes, i: int) -> Iterator[bytes]:
+        if i == len(self.layers):
+            self._count(i, data)
+            if data:
+                yield data
+            return
+        for out in self.layers[i].inflate(data):
+            self._count(i, out)
+            yield from self._through(out, i + 1)
+
+    def _count(self, i: int, data: bytes) -> None:
+        self.sizes[i] += len(data)
+        if self.sizes[i] > self.limit:
+            raise TooLarge()
+
+
+class _Inflater:
+    """One layer: a gzip stream (of one or more members) or a deflate stream."""
+
+    def __init__(self, gzip: bool) -> None:
+        self.gzip = gzip
+        self.obj: Any = zlib.decompressobj(zlib.MAX_WBITS | 16) if gzip else None
+        self.ended = False  # the current stream (or member) is complete
+        self.after = b""  # a byte held back until the next read: a header (zlib or gzip member) split across reads
+        self.done = False  # whatever follows is ignored
+
+    def inflate(self, data: bytes) -> Iterator[bytes]:
+        while not self.done:
+            if self.ended:  # between gzip members, or after the end
+                data, self.after = self.after + data, b""
+                if not data or (self.gzip and len(data) < 2):
+                    self.after = data
+                    return
+                if not self.gzip or data[:2] != b"\x1f\x8b":
+                    self.done = True  # padding or garbage after the end: ignored, as browsers do
+                    return
+                self.obj, self.ended = zlib.decompressobj(zlib.MAX_WBITS | 16), False  # the next gzip member
+            if self.obj is None:
+                data, self.after = self.after + data, b""
+                if len(data) < 2:
+                    self.after = data
+                    return
+                # "deflate" is zlib-wrapped by the RFC, raw deflate from some servers: a zlib header says which.
+                zlib_header = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+                self.obj = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+            out = self.obj.decompress(data, DECODE_CHUNK)
+            if out:
+                yield out
+            if self.obj.eof:
+                self.ended, data = True, self.obj.unused_data
+            else:
+                data = self.obj.unconsumed_tail
+                if not data and len(out) < DECODE_CHUNK:
+                    return  # all input taken and no output held back: wait for more input
+                # else: more input, or a full step that zlib may have more output behind: another bounded step
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -1,7 +1,13 @@
 """Sources the fetcher polls (a TOML, YAML or JSON file), and parsing of what they return: feeds and sitemaps.
 
-Parsing never touches the network: feeds go to feedparser as a byte stream, sitemaps to defusedxml
-(no entity expansion, no external entities, no DTD fetching).
+Parsing never touches the network, and hostile documents are refused or cut short:
+- Feeds go to feedparser, which drops a DOCTYPE and never fetches a DTD, but keeps the entities a feed declares
+  with plain-text values and expands them (a 100 KB entity used 50,000 times is 5 GB). A feed that declares any
+  entity other than a single character reference (`<!ENTITY mdash "&#8212;">`) is refused.
+- Sitemaps go to defusedxml: a DOCTYPE (so any entity, external or not) is refused.
+- Both stop reading after `max_items` entries (NEWSFLOW_SOURCE_MAX_ITEMS): the cost of a document with 100,000
+  entries is that of its first `max_items`. A gzipped sitemap is inflated as it is read, at most
+  MAX_SITEMAP_BYTES of it.
 
 A source can lift the fetcher's SSRF guard (guard.py) for itself only, e.g. an intranet feed:
 
@@ -20,6 +26,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +36,9 @@ from urllib.parse import urljoin
 KINDS = ("feed", "sitemap", "url", "files")
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit, uncompressed
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.I)  # </item>, </entry>, </rss:item>
+_ENTITY = re.compile(rb"<!ENTITY", re.I)
+_CHAR_ENTITY = re.compile(rb"""<!ENTITY\s+[\w.-]+\s+(?:"&#\w+;"|'&#\w+;')\s*>""")  # one character, however used
 
 
 @dataclass
@@ -149,11 +159,22 @@ def _source(row: Any, where: str, default_interval_s: float) -> Source:
 # -- feeds -------------------------------------------------------------------------------------------------
 
 def parse_feed(content: bytes, base_url: str | None = None, max_items: int = 1000) -> list[Item]:
-    """RSS 0.9x, 1.0, 2.0 and Atom: each entry's link (made absolute), title, published date and summary."""
+    """RSS 0.9x, 1.0, 2.0 and Atom: each entry's link (made absolute), title, published date and summary, of the
+    first `max_items` entries. ValueError: not a feed, or one that declares entities (see the module docstring)."""
     import feedparser
+    from feedparser.encodings import convert_to_utf8
 
     headers = {"content-location": base_url} if base_url else {}
-    parsed = feedparser.parse(io.BytesIO(content), response_headers=headers, sanitize_html=True)
+    # feedparser parses a UTF-8 copy of the document: make it here, so the checks see what the parser will see
+    # whatever the feed's encoding (UTF-16 included). feedparser converts it again, which changes nothing.
+    data = convert_to_utf8(dict(headers), content, {})
+    # The whole document, not only what comes before the first tag: "<a" in a comment ends feedparser's idea of
+    # the prolog, and a DOCTYPE after it reaches the XML parser untouched. (So a feed that quotes "<!ENTITY" in
+    # CDATA is refused too: CDATA cannot be skipped safely, since "]]>" may sit inside an entity's value.)
+    if len(_ENTITY.findall(data)) > len(_CHAR_ENTITY.findall(data)):
+        raise ValueError("unsafe feed refused: it declares entities (an entity expansion or external entity attack)")
+    data = _first_entries(data, max_items)
+    parsed = feedparser.parse(io.BytesIO(data), response_headers=headers, sanitize_html=True)
     if parsed.bozo and not parsed.entries:
         raise ValueError(f"not a feed: {parsed.get('bozo_exception')}"[:300])
     items: list[Item] = []
@@ -178,6 +199,16 @@ def parse_feed(content: bytes, base_url: str | None = None, max_items: int = 100
     return items
 
 
+def _first_entries(data: bytes, n: int) -> bytes:
+    """The document cut after its n-th </item> or </entry>, so that feedparser, which parses everything before
+    it returns anything, costs what n entries cost. The unclosed rest is no problem to feedparser's loose parser.
+    (An end tag inside CDATA counts too: the cut then comes a little early, never late.)"""
+    for i, end in enumerate(_ENTRY_END.finditer(data), 1):
+        if i >= n:
+            return data[: end.end()]
+    return data
+
+
 def _alternate(entry: Any) -> str | None:
     for link in entry.get("links", []) or []:
         if link.get("rel", "alternate") == "alternate" and link.get("href"):
@@ -193,55 +224,82 @@ def _strip_tags(html: str) -> str:
 
 def parse_sitemap(content: bytes, base_url: str | None = None, max_items: int = 1000) -> Sitemap:
     """A sitemap (<urlset>), a sitemap index (<sitemapindex>) or a Google News sitemap (<urlset> with <news:news>),
-    gzipped or not. Namespaces are matched by local name, so sloppy sitemaps still parse."""
-    from defusedxml import ElementTree as SafeET
-    from defusedxml.common import DefusedXmlException
+    gzipped or not: its first `max_items` entries. Namespaces are matched by local name, so sloppy sitemaps still
+    parse. ValueError: not a sitemap, unsafe (a DOCTYPE), or over MAX_SITEMAP_BYTES once inflated."""
+    from xml.etree.ElementTree import ParseError
 
+    from defusedxml.common import DefusedXmlException
+    from defusedxml.ElementTree import iterparse
+
+    source: Any = io.BytesIO(content)
     if content[:2] == b"\x1f\x8b":
-        content = _gunzip(content, MAX_SITEMAP_BYTES)
+        source = _Capped(gzip.GzipFile(fileobj=source), MAX_SITEMAP_BYTES)
+    kind = child_tag = ""
+    root: Any = None
+    depth = 0
+    items: list[Item] = []
     try:
-        root = SafeET.fromstring(content, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        # Element by element, each entry dropped once read: memory and time go with max_items, not the document.
+        for event, node in iterparse(source, events=("start", "end"), forbid_dtd=True, forbid_entities=True, forbid_external=True):
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    root, kind = node, _local(node.tag)
+                    if kind not in ("urlset", "sitemapindex"):
+                        raise ValueError(f"not a sitemap: root element <{kind}>")
+                    child_tag = "url" if kind == "urlset" else "sitemap"
+                continue
+            depth -= 1
+            if depth != 1:
+                continue
+            item = _sitemap_item(node, base_url) if _local(node.tag) == child_tag else None
+            root.clear()  # the entries read so far
+            if item is not None:
+                items.append(item)
+                if len(items) >= max_items:
+                    break
     except DefusedXmlException as exc:
         raise ValueError(f"unsafe sitemap refused: {type(exc).__name__}") from None
-    except Exception as exc:  # ParseError
+    except (ParseError, OSError, EOFError, zlib.error) as exc:  # not XML; a broken gzip stream
         raise ValueError(f"not a sitemap: {exc}"[:300]) from None
-    kind = _local(root.tag)
-    if kind not in ("urlset", "sitemapindex"):
-        raise ValueError(f"not a sitemap: root element <{kind}>")
-    child_tag = "url" if kind == "urlset" else "sitemap"
-    items: list[Item] = []
-    for node in root:
-        if _local(node.tag) != child_tag:
-            continue
-        fields = _children(node)
-        loc = (fields.get("loc") or "").strip()
-        if not loc:
-            continue
-        if base_url:
-            loc = urljoin(base_url, loc)
-        if not loc.lower().startswith(("http://", "https://")):
-            continue
-        item = Item(url=loc, published=_parse_date(fields.get("lastmod")))
-        news = next((c for c in node if _local(c.tag) == "news"), None)
-        if news is not None:
-            nf = _children(news)
-            item.title = nf.get("title") or None
-            item.published = _parse_date(nf.get("publication_date")) or item.published
-            pub = next((c for c in news if _local(c.tag) == "publication"), None)
-            if pub is not None:
-                item.language = _children(pub).get("language") or None
-        items.append(item)
-        if len(items) >= max_items:
-            break
+    if root is None:
+        raise ValueError("not a sitemap: no element")
     return Sitemap(kind="urlset" if kind == "urlset" else "index", items=items)
 
 
-def _gunzip(content: bytes, limit: int) -> bytes:
-    with gzip.GzipFile(fileobj=io.BytesIO(content)) as fh:
-        data = fh.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"sitemap is over {limit:,} bytes uncompressed")
-    return data
+def _sitemap_item(node: Any, base_url: str | None) -> Item | None:
+    fields = _children(node)
+    loc = (fields.get("loc") or "").strip()
+    if not loc:
+        return None
+    if base_url:
+        loc = urljoin(base_url, loc)
+    if not loc.lower().startswith(("http://", "https://")):
+        return None
+    item = Item(url=loc, published=_parse_date(fields.get("lastmod")))
+    news = next((c for c in node if _local(c.tag) == "news"), None)
+    if news is not None:
+        nf = _children(news)
+        item.title = nf.get("title") or None
+        item.published = _parse_date(nf.get("publication_date")) or item.published
+        pub = next((c for c in news if _local(c.tag) == "publication"), None)
+        if pub is not None:
+            item.language = _children(pub).get("language") or None
+    return item
+
+
+class _Capped:
+    """A file's read(), ValueError once more than `limit` bytes were read: a gzip bomb stops at the limit."""
+
+    def __init__(self, fh: Any, limit: int) -> None:
+        self.fh, self.limit, self.total = fh, limit, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size if size and size > 0 else 64 * 1024)
+        self.total += len(data)
+        if self.total > self.limit:
+            raise ValueError(f"sitemap is over {self.limit:,} bytes uncompressed")
+        return data
 
 
 def _local(tag: Any) -> str:
