@@ -7,17 +7,16 @@ position in the request, loc: the field path inside it, [] for the whole article
 
 from __future__ import annotations
 
-import hmac
 import json
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from shared.contract import LENIENT_FIELDS, FetchRequest, RawArticle, parse_raw
 from shared.settings import Settings
+# token_ok and MIN_TOKEN_CHARS are imported from here by the gateway; they live in shared/ for the query API too.
+from shared.tokens import MIN_TOKEN_CHARS, TokenConfigError, read_tokens, token_ok  # noqa: F401
 
-MIN_TOKEN_CHARS = 16
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
 JSON_TYPES = ("application/json", "")
 
@@ -48,38 +47,15 @@ class RequestError(Exception):
 def load_tokens(settings: Settings) -> list[str]:
     """The accepted bearer tokens: NEWSFLOW_GATEWAY_TOKENS (comma-separated) plus NEWSFLOW_GATEWAY_TOKENS_FILE
     (one per line or comma-separated, `#` comments). Raises GatewayConfigError when the gateway must not start."""
-    raw = [t for t in settings.gateway_tokens.split(",")]
-    if settings.gateway_tokens_file:
-        try:
-            text = Path(settings.gateway_tokens_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise GatewayConfigError(f"cannot read NEWSFLOW_GATEWAY_TOKENS_FILE {settings.gateway_tokens_file!r}: {exc.strerror or exc}") from None
-        for line in text.splitlines():
-            line = line.split("#", 1)[0]
-            raw.extend(line.split(","))
-    tokens = list(dict.fromkeys(t.strip() for t in raw if t.strip()))
-    for n, token in enumerate(tokens, 1):
-        if len(token) < MIN_TOKEN_CHARS:
-            raise GatewayConfigError(f"gateway token #{n} is shorter than {MIN_TOKEN_CHARS} characters; use a long random one "
-                                     "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    try:
+        tokens = read_tokens(settings.gateway_tokens, settings.gateway_tokens_file,
+                             what="gateway token", file_setting="NEWSFLOW_GATEWAY_TOKENS_FILE")
+    except TokenConfigError as exc:
+        raise GatewayConfigError(str(exc)) from None
     if not tokens and not settings.gateway_allow_anonymous:
         raise GatewayConfigError("no gateway tokens configured: set NEWSFLOW_GATEWAY_TOKENS or NEWSFLOW_GATEWAY_TOKENS_FILE, "
                                  "or NEWSFLOW_GATEWAY_ALLOW_ANONYMOUS=1 to accept unauthenticated requests")
     return tokens
-
-
-def token_ok(authorization: str | None, tokens: list[str]) -> bool:
-    """`Authorization: Bearer <token>` against every configured token, in constant time per token."""
-    if not authorization:
-        return False
-    scheme, _, given = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        return False
-    candidate = given.strip().encode("utf-8", "surrogateescape")
-    ok = False
-    for token in tokens:  # no early exit: the time taken does not tell which token nearly matched
-        ok |= hmac.compare_digest(candidate, token.encode("utf-8"))
-    return ok
 
 
 # -- bodies -------------------------------------------------------------------------------------------
