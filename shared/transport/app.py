@@ -2,12 +2,14 @@
 
 FastStream reads (XREADGROUP COUNT batch_size); we take the raw entries, so its own envelope never
 touches the public streams, and we ack ourselves in the same MULTI/EXEC that publishes (AckPolicy.MANUAL).
+Every worker also serves /healthz, /readyz and /metrics (health.py) on NEWSFLOW_METRICS_PORT.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import redis.asyncio as aredis
 from faststream import FastStream
@@ -19,6 +21,8 @@ from shared.logging import get_logger
 from shared.settings import Settings
 
 from .entries import Entry
+from .health import Check, Health, ProbeServer, ReadLoop
+from .metrics import StreamGauges
 from .reclaim import maintenance_loop
 from .runner import StageRunner, StageSpec
 
@@ -34,10 +38,23 @@ async def _raw_decoder(msg: StreamMessage[Any]) -> Any:
     return msg.raw_message
 
 
-def redis_client(url: str) -> aredis.Redis:
+def with_credentials(url: str, credentials: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
+    """The URL and the client keyword arguments to connect with `credentials` (Settings.redis_credentials(): a
+    stage's own ACL user). Given, they replace the URL's user and password as a whole; since redis-py lets a
+    URL's credentials win over keyword arguments, those are cut from the URL."""
+    if not credentials:
+        return url, {}
+    netloc = urlsplit(url).netloc
+    if "@" in netloc:
+        url = url.replace(netloc, netloc.rpartition("@")[2], 1)
+    return url, dict(credentials)
+
+
+def redis_client(url: str, credentials: Mapping[str, str] | None = None) -> aredis.Redis:
+    url, auth = with_credentials(url, credentials)
     if url.startswith("unix://"):
-        return aredis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=15)
-    return aredis.Redis.from_url(url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15)
+        return aredis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=15, **auth)
+    return aredis.Redis.from_url(url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15, **auth)
 
 
 def build_app(
@@ -49,13 +66,17 @@ def build_app(
     on_shutdown: Callable[[], Any] | None = None,
     description: str = "",
     background: Sequence[Callable[[], Awaitable[None]]] = (),
+    ready_checks: Mapping[str, Check] | None = None,
 ) -> tuple[FastStream, StageRunner]:
-    """`background`: coroutine factories (e.g. the fetcher's scheduler) started after startup, cancelled at shutdown."""
+    """`background`: coroutine factories (e.g. the fetcher's scheduler) started after startup, cancelled at shutdown.
+    `ready_checks`: more dependencies /readyz must reach besides Redis, e.g. {"database": repo.ping}."""
     consumer = settings.consumer_name()
-    runner = StageRunner(spec, settings, redis_client(redis_url), consumer)
-    broker = RedisBroker(redis_url, logger=None, graceful_timeout=settings.shutdown_timeout_s)
+    credentials = settings.redis_credentials()
+    runner = StageRunner(spec, settings, redis_client(redis_url, credentials), consumer)
+    broker_url, auth = with_credentials(redis_url, credentials)
+    broker = RedisBroker(broker_url, logger=None, graceful_timeout=settings.shutdown_timeout_s, **auth)  # type: ignore[arg-type]
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         stream=StreamSub(
             runner.input_stream,
             group=runner.group,
@@ -70,19 +91,42 @@ def build_app(
         title=f"{spec.name}:{spec.input}",
         description=description or f"The {spec.name} stage reads `{runner.input_stream}` in group `{runner.group}`.",
     )
+    # A healthy read loop returns every block_ms; FastStream waits 5 s after a failed read before the next one.
+    read_loop = ReadLoop(stale_after_s=max(10.0, 3 * settings.block_ms / 1000))
+    read_loop.watch(subscriber)
+
+    @subscriber
     async def handle(raw: Any) -> None:
         entries = [Entry(i.decode(), f) for i, f in zip(raw["message_ids"], raw["data"])]
-        try:
-            await runner.handle_batch(entries)
-        except Exception:
-            # The batch stays pending and is reclaimed; say so, since FastStream's own logger is off.
-            log.exception("batch_failed_left_pending", count=len(entries), first=entries[0].id if entries else None)
+        with read_loop.batch():
+            try:
+                await runner.handle_batch(entries)
+            except Exception:
+                # The batch stays pending and is reclaimed; say so, since FastStream's own logger is off.
+                log.exception("batch_failed_left_pending", count=len(entries), first=entries[0].id if entries else None)
+
+    topology = runner.topology
+    gauges = StreamGauges(
+        runner.redis,
+        lengths=[s for s in (runner.input_stream, runner.output_stream, topology.dlq) if s],
+        # The output's groups too (the next stage's, or downstream teams' on enriched): a stage that is down
+        # everywhere exports nothing, so its lag must show from the stage that feeds it.
+        groups_of=[s for s in (runner.input_stream, runner.output_stream) if s],
+    )
+    health = Health(spec.name, runner.redis, read_loop, runner.metrics, gauges, runner.stopping, ready_checks,
+                    dependency_ok=lambda: runner.dependency_ok)
+    probes: list[ProbeServer] = []
 
     tasks: list[asyncio.Task[None]] = []
     app = FastStream(broker, logger=None)
 
     @app.on_startup
     async def _start() -> None:
+        # First, so /healthz answers (and /readyz says why not) while we wait for Redis or the database.
+        if settings.metrics_port:
+            server = ProbeServer(health, asyncio.get_running_loop())
+            if server.start(settings.metrics_host, settings.metrics_port):
+                probes.append(server)
         if on_startup:
             result = on_startup()
             if asyncio.iscoroutine(result):
@@ -104,6 +148,8 @@ def build_app(
 
     @app.after_shutdown
     async def _cleanup() -> None:
+        for server in probes:
+            await asyncio.to_thread(server.stop)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

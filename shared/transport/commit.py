@@ -14,9 +14,10 @@ from typing import Any
 # KEYS: input stream, output stream, dlq stream, errors hash
 # ARGV: group, consumer, maxlen, errors_ttl, then per entry: id, kind, field count, field, value, ...
 # kind: "out" (publish to output), "dlq" (publish a dead letter), "done" (ack only), "retry" (record the error, no ack)
+# Returns {acked, skipped (not ours any more), retried, published, dead-lettered}; the last two feed the metrics.
 COMMIT_LUA = """
 local group, consumer, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local acks, skipped, retried = {}, 0, 0
+local acks, skipped, retried, published, dead = {}, 0, 0, 0, 0
 local i = 5
 while i <= #ARGV do
   local id, kind, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -27,8 +28,10 @@ while i <= #ARGV do
   if #p == 1 and p[1][2] == consumer then
     if kind == 'out' then
       redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(fields))
+      published = published + 1
     elseif kind == 'dlq' then
       redis.call('XADD', KEYS[3], '*', unpack(fields))
+      dead = dead + 1
     end
     if kind == 'retry' then
       redis.call('HSET', KEYS[4], id, fields[2])
@@ -45,7 +48,7 @@ if #acks > 0 then
   redis.call('XACK', KEYS[1], group, unpack(acks))
   if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HDEL', KEYS[4], unpack(acks)) end
 end
-return {#acks, skipped, retried}
+return {#acks, skipped, retried, published, dead}
 """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -19,6 +20,7 @@ from shared.topology import Topology
 
 from .commit import COMMIT_LUA, Record, commit_args
 from .entries import Entry, Outcome, decode_body
+from .metrics import StageMetrics
 
 log = get_logger("newsflow.transport")
 
@@ -123,6 +125,7 @@ class StageRunner:
         self.errors_key = f"{settings.stream_prefix}:errors:{spec.name}"
         self.transient = TRANSIENT + spec.transient
         self.counters = Counters()
+        self.metrics = StageMetrics(spec.name)
         self.in_flight: set[str] = set()
         self.stopping = asyncio.Event()
         self._script = redis.register_script(COMMIT_LUA)
@@ -140,8 +143,13 @@ class StageRunner:
         added = {e.id for e in entries} - self.in_flight
         self.in_flight.update(added)
         try:
+            self.metrics.read(len(entries))
+            started = time.perf_counter()
             outcomes = await self._decide(entries)
-            await self._commit(outcomes)
+            self.metrics.processed(time.perf_counter() - started, len(entries))
+            published, dead_lettered = await self._commit(outcomes)
+            self.metrics.failures(outcomes)
+            self.metrics.committed(published, dead_lettered, outcomes)
             self._count(outcomes)
             return outcomes
         finally:
@@ -205,21 +213,22 @@ class StageRunner:
         values = await self.redis.hmget(self.errors_key, [e.id for e in entries])
         return {e.id: v.decode("utf-8", "replace") for e, v in zip(entries, values) if v}
 
-    async def _commit(self, outcomes: list[Outcome]) -> None:
-        """Publish and ack atomically, only what we still own (see commit.py); retried while Redis is away."""
+    async def _commit(self, outcomes: list[Outcome]) -> tuple[int, int]:
+        """Publish and ack atomically, only what we still own (see commit.py); retried while Redis is away.
+        Returns how many outputs and dead letters the script wrote."""
         if not outcomes:
-            return
+            return 0, 0
         keys = [self.input_stream, self.output_stream or self.topology.dlq, self.topology.dlq, self.errors_key]
         args = commit_args(self.group, self.consumer, self.settings.stream_maxlen, 7 * 24 * 3600, self._records(outcomes))
         attempt = 0
         while True:
             try:
-                acked, skipped, _ = await self._script(keys=keys, args=args)
+                acked, skipped, _, published, dead_lettered = await self._script(keys=keys, args=args)
                 if skipped:
                     # Another consumer claimed these while we worked (we were slow, or this is a retried commit
                     # that already went through): it publishes them, we must not publish twice.
                     log.warning("commit_skipped_not_owned", skipped=skipped, acked=acked)
-                return
+                return int(published), int(dead_lettered)
             except Exception as exc:
                 if not is_transient_redis(exc) or self.stopping.is_set():
                     raise
@@ -259,11 +268,13 @@ class StageRunner:
     def _count(self, outcomes: list[Outcome]) -> None:
         self.counters.batches += 1
         for o in outcomes:
+            if o.output is not None:
+                # The common case stays cheap: no context binding for a debug line that is usually filtered out.
+                self.counters.processed += 1
+                log.debug("processed", entry_id=o.entry.id, article_id=o.article_id)
+                continue
             with bound_article(o.article_id, o.entry.meta().get("correlation_id") or o.article_id):
-                if o.output is not None:
-                    self.counters.processed += 1
-                    log.debug("processed", entry_id=o.entry.id)
-                elif o.dead_letter is not None:
+                if o.dead_letter is not None:
                     self.counters.dead_lettered += 1
                     log.warning("dead_lettered", entry_id=o.entry.id, reason=o.dead_letter[:300], attempts=o.entry.deliveries)
                 elif o.retry is not None:
