@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 from faststream import FastStream
 
@@ -34,7 +35,7 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
 
         # The first clean() builds place tables and loads the language model (~0.5 s): pay it before reading.
         clean(RawArticle(text="PARIS (AFP) -- A warm-up sentence for the cleaner."), article_id="warm-up")
-        dedup_redis = redis_client(url)
+        dedup_redis = redis_client(url, settings.redis_credentials())
         window, prefix = settings.dedup_window_s, settings.stream_prefix
         spec = cleaner.spec(
             ExactDuplicateIndex(dedup_redis, prefix, window),
@@ -59,7 +60,8 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
             if applied:
                 log.info("migrations_applied", migrations=applied)
 
-        return build_app(storage.spec(repo), settings, url, on_startup=start, on_shutdown=repo.close)
+        return build_app(storage.spec(repo), settings, url, on_startup=start, on_shutdown=repo.close,
+                         ready_checks={"database": repo.ping}, background=storage.background(repo, settings))
     raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
 
 
@@ -72,7 +74,7 @@ def build_fetcher(settings: Settings, url: str) -> tuple[FastStream, StageRunner
 
     # Read the sources first: a broken sources file stops the worker at once, not at the first poll.
     sources = load_sources(settings.sources_file, settings.source_poll_s) if settings.sources_file else []
-    fetch_redis = redis_client(url)
+    fetch_redis = redis_client(url, settings.redis_credentials())
     http = PoliteFetcher(fetch_redis, settings.stream_prefix, FetchConfig.from_settings(settings))
     seen = SeenUrls(fetch_redis, settings.stream_prefix, settings.fetch_seen_ttl_s)
     background = []
@@ -95,7 +97,7 @@ def run_gateway(settings: Settings, url: str) -> int:
     from services.gateway.app import create_app
     from services.gateway.validation import GatewayConfigError
 
-    redis = redis_client(url)
+    redis = redis_client(url, settings.redis_credentials())
     try:
         app = create_app(settings, redis)
     except GatewayConfigError as exc:
@@ -120,4 +122,49 @@ def run_gateway(settings: Settings, url: str) -> int:
 
     asyncio.run(serve())
     log.info("gateway_stopped")
+    return 0 if server.started else 1
+
+
+def run_api(settings: Settings, url: str) -> int:
+    """The read-only HTTP query API under uvicorn, like the gateway. On SIGTERM/SIGINT it stops accepting,
+    ends every open event stream at once (they never end by themselves) and finishes the other in-flight
+    requests within NEWSFLOW_SHUTDOWN_TIMEOUT_S."""
+    import uvicorn
+
+    from services.api.app import ApiConfigError, create_app
+    from services.api.database import Database
+
+    redis = redis_client(url, settings.redis_credentials())
+    database = Database.open(settings.effective_database_url())
+    try:
+        app = create_app(settings, redis, database)
+    except ApiConfigError as exc:
+        raise SystemExit(f"newsflow api: {exc}") from None
+    stopping = app.state.stopping
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            stopping.set()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False,
+        server_header=False, timeout_graceful_shutdown=int(settings.shutdown_timeout_s), lifespan="off",
+    )
+    server = Server(config)
+    log.info("api_starting", host=settings.api_host, port=settings.api_port, stream_prefix=settings.stream_prefix)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # as in run_gateway: a graceful stop exits 0
+        signal.signal(sig, lambda *_: None)
+
+    async def serve() -> None:
+        warm_up = asyncio.create_task(database.warm_up())
+        try:
+            await server.serve()
+        finally:
+            warm_up.cancel()
+            await database.close()
+            await redis.aclose()
+
+    asyncio.run(serve())
+    log.info("api_stopped")
     return 0 if server.started else 1

@@ -22,12 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", help="run one stage, long-running, graceful on SIGTERM")
-    w.add_argument("stage", choices=(*STAGES, "gateway"), help="a pipeline stage, or the HTTP push gateway")
+    w.add_argument("stage", choices=(*STAGES, "gateway", "api"),
+                   help="a pipeline stage, the HTTP push gateway, or the HTTP query API")
 
     u = sub.add_parser("up", help="run every stage, each in its own process, restarting any that dies")
     u.add_argument("--stages", default=None,
                    help="comma-separated; default cleaner,classifier,storage, plus fetcher when NEWSFLOW_SOURCES_FILE "
-                        "is set and gateway when gateway tokens are configured")
+                        "is set, gateway when gateway tokens are configured, api when API tokens are or NEWSFLOW_API_PUBLIC is on")
 
     i = sub.add_parser("ingest", help="push .txt/.html/.json/.jsonl files, folders or stdin (-) to {prefix}:raw, "
                                       "and http(s) URLs to {prefix}:fetch for the fetcher")
@@ -83,8 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     from shared.logging import configure
     from shared.settings import Settings
 
-    settings = Settings()
-    configure(settings.log_level, settings.log_format, stage=getattr(args, "stage", None) if args.command == "worker" else None)
+    from pydantic_settings import SettingsError
+
+    try:
+        settings = Settings()
+    except SettingsError as exc:  # e.g. REDIS_URL and REDIS_URL_FILE both set, or an unreadable secret file
+        raise SystemExit(f"newsflow: {exc}") from None
+    configure(settings.log_level, settings.log_format, stage=getattr(args, "stage", None) if args.command == "worker" else None,
+              secrets=settings.secret_values())
     handler = globals()[f"cmd_{args.command}"]
     return int(handler(args, settings) or 0)
 
@@ -94,11 +101,18 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
     import asyncio
 
-    from services.bootstrap import build_worker, redis_url, run_gateway
+    from services.bootstrap import build_worker, redis_url, run_api, run_gateway
+    from shared.logging import get_logger
 
+    url = redis_url(settings)
+    # Where this worker connects; credentials in these URLs are masked by the log redaction (shared/logging.py).
+    where = {"redis": url, **({"database": settings.effective_database_url()} if args.stage in ("storage", "api") else {})}
+    get_logger("newsflow.cli").info("worker_starting", **where)
     if args.stage == "gateway":
-        return run_gateway(settings, redis_url(settings))
-    app, _ = build_worker(args.stage, settings, redis_url(settings))
+        return run_gateway(settings, url)
+    if args.stage == "api":
+        return run_api(settings, url)
+    app, _ = build_worker(args.stage, settings, url)
     asyncio.run(app.run())
     return 0
 
@@ -110,9 +124,11 @@ def _spawn(stage: str, env: dict[str, str], log: Any = None) -> subprocess.Popen
 class Supervisor:
     """Child processes, one per stage; a child that dies is restarted with backoff until we are told to stop."""
 
-    def __init__(self, stages: list[str], env: dict[str, str], log: Any = None) -> None:
+    def __init__(self, stages: list[str], env: dict[str, str], log: Any = None,
+                 stage_env: dict[str, dict[str, str]] | None = None) -> None:
         self.stages = stages
         self.env = env
+        self.stage_env = stage_env or {}  # per stage, on top of env (e.g. its own metrics port)
         self.log = log  # a file for the children's output; None: ours
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {s: 0 for s in stages}
@@ -125,7 +141,7 @@ class Supervisor:
             self._launch(stage)
 
     def _launch(self, stage: str) -> None:
-        self.procs[stage] = _spawn(stage, self.env, self.log)
+        self.procs[stage] = _spawn(stage, {**self.env, **self.stage_env.get(stage, {})}, self.log)
         self.started[stage] = time.monotonic()
 
     def poll(self) -> None:
@@ -158,19 +174,38 @@ class Supervisor:
 
 
 def _worker_env(settings: Any, url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    from shared.settings import secret_file_vars
+
     env = dict(os.environ)
-    env["REDIS_URL"] = url
-    env["DATABASE_URL"] = settings.effective_database_url()
     env.setdefault("NEWSFLOW_STREAM_PREFIX", settings.stream_prefix)
-    env.update(extra or {})
+    wanted = {"REDIS_URL": url, "DATABASE_URL": settings.effective_database_url(), **(extra or {})}
+    by_var = {var: (field, files) for field, (plain, files) in secret_file_vars(type(settings)).items() for var in plain}
+    for var, value in wanted.items():
+        field, files = by_var.get(var, (None, []))
+        if field and value == getattr(settings, field) and any(env.get(f) for f in files):
+            continue  # read from a file here: the children read the same file, and the secret stays out of their environment
+        for f in files:
+            env.pop(f, None)  # a value of ours replaces the file's (X and X_FILE together would be refused)
+        env[var] = value
     return env
 
 
 def default_stages(settings: Any) -> list[str]:
-    """What `newsflow up` runs: the pipeline, the fetcher when it has sources, the gateway when it has tokens."""
+    """What `newsflow up` runs: the pipeline, the fetcher when it has sources, the gateway when it has tokens,
+    the query API when it has tokens or is public."""
     optional = {"fetcher": bool(settings.sources_file),
-                "gateway": bool(settings.gateway_tokens.strip() or settings.gateway_tokens_file)}
-    return [s for s in ("gateway", *STAGES) if optional.get(s, True)]
+                "gateway": bool(settings.gateway_tokens.strip() or settings.gateway_tokens_file),
+                "api": bool(settings.api_tokens.strip() or settings.api_tokens_file or settings.api_public)}
+    return [s for s in ("gateway", "api", *STAGES) if optional.get(s, True)]
+
+
+def metrics_ports(stages: list[str], base: int) -> dict[str, int]:
+    """One metrics port per stage worker on this host: base, base+1, ... in the order given (0: none at all).
+    The gateway and the API serve their probes on their own ports."""
+    if not base:
+        return {}
+    workers = [s for s in stages if s in STAGES]
+    return {stage: base + i for i, stage in enumerate(workers)}
 
 
 def cmd_up(args: argparse.Namespace, settings: Any) -> int:
@@ -178,7 +213,11 @@ def cmd_up(args: argparse.Namespace, settings: Any) -> int:
 
     url = redis_url(settings)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else default_stages(settings)
-    sup = Supervisor(stages, _worker_env(settings, url))
+    ports = metrics_ports(stages, settings.metrics_port)
+    sup = Supervisor(stages, _worker_env(settings, url),
+                     stage_env={stage: {"NEWSFLOW_METRICS_PORT": str(port)} for stage, port in ports.items()})
+    for stage, port in ports.items():
+        print(f"newsflow: {stage} serves /healthz, /readyz and /metrics on http://{settings.metrics_host}:{port}", file=sys.stderr)
     stop = {"now": False}
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -187,7 +226,9 @@ def cmd_up(args: argparse.Namespace, settings: Any) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sup.start()
-    print(f"newsflow: running {', '.join(stages)} on {url}; Ctrl-C stops", file=sys.stderr)
+    from shared.logging import redact
+
+    print(f"newsflow: running {', '.join(stages)} on {redact(url)}; Ctrl-C stops", file=sys.stderr)
     while not stop["now"]:
         sup.poll()
         time.sleep(0.2)
@@ -201,8 +242,11 @@ def _redis(settings: Any) -> Any:
     import redis
 
     from services.bootstrap import redis_url
+    from shared.transport.app import with_credentials
 
-    return redis.Redis.from_url(redis_url(settings))
+    # As its own ACL user when one is configured: `ops` for status and dlq, `gateway` for ingest (deploy/redis).
+    url, auth = with_credentials(redis_url(settings), settings.redis_credentials())
+    return redis.Redis.from_url(url, **auth)
 
 
 def push_articles(r: Any, stream: str, articles: list[Any]) -> list[str]:

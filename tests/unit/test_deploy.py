@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 from pydantic import AliasChoices, AliasPath, TypeAdapter
 
 from services.cli import build_parser
-from shared.settings import Settings
+from shared.settings import Settings, secret_file_vars
 from shared.topology import STAGES, Topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +47,9 @@ DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_complete
 DEFAULT_SHUTDOWN_S = Settings.model_fields["shutdown_timeout_s"].default
 DNS_PORTS = {(53, "UDP"), (53, "TCP")}
 GATEWAY = "gateway"  # the HTTP push gateway: deployed like a stage, but no stream consumer
-DEPLOYED = (*STAGES, GATEWAY)
+API = "api"  # the read-only HTTP query API: deployed like the gateway
+HTTP_SERVICES = (GATEWAY, API)
+DEPLOYED = (*STAGES, GATEWAY, API)
 
 
 def gateway_routes() -> set[str]:
@@ -58,6 +60,70 @@ def gateway_routes() -> set[str]:
 
     app = create_app(Settings(gateway_allow_anonymous=True, gateway_tokens=""), aredis.Redis())
     return {route.path for route in app.routes}
+
+
+def http_routes(service: str) -> set[str]:
+    """The paths the gateway's or the query API's FastAPI app really serves."""
+    if service == GATEWAY:
+        return gateway_routes()
+    import redis.asyncio as aredis
+
+    from services.api.app import create_app
+    from services.api.database import Database
+
+    app = create_app(Settings(api_public=True, api_tokens=""), aredis.Redis(), Database.open("sqlite:///:memory:"))
+    return {route.path for route in app.routes}
+
+
+class _StubHealth:
+    """What the probe server asks a worker's event loop, answered without Redis."""
+
+    stage = "test-deploy"
+
+    class metrics:  # noqa: N801 - stands in for StageMetrics
+        class ready:  # noqa: N801
+            @staticmethod
+            def set(value: float) -> None: ...
+
+    async def alive(self) -> dict[str, Any]:
+        return {"status": "ok"}
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        return True, {"status": "ready"}
+
+    async def before_scrape(self) -> None: ...
+
+
+@pytest.fixture(scope="module")
+def worker_paths() -> Any:
+    """Asks a real stage worker's probe server (shared/transport/health.py), on a free loopback port, whether it
+    serves a path: `worker_paths(path)` is True unless it answers 404."""
+    import asyncio
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from shared.transport.health import ProbeServer
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = ProbeServer(_StubHealth(), loop)  # type: ignore[arg-type]
+    assert server.start("127.0.0.1", 0)
+
+    def serves(path: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10):
+                return True
+        except urllib.error.HTTPError as exc:
+            return exc.code != 404
+
+    assert not serves("/no-such-path"), "the probe server must answer 404 for unknown paths"
+    yield serves
+    server.stop()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -83,6 +149,8 @@ def setting_env_names() -> dict[str, str]:
 
 
 KNOWN = setting_env_names()
+# X_FILE variables of the secret settings (REDIS_URL_FILE, ...): a file holding X's value (shared/settings.py).
+SECRET_FILES = {var for _plain, files in secret_file_vars().values() for var in files}
 
 
 def cli_args(argv: list[str]) -> argparse.Namespace:
@@ -94,7 +162,7 @@ def cli_args(argv: list[str]) -> argparse.Namespace:
 
 def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings as a process with exactly these variables (and none of ours from this machine) sees them."""
-    for name in KNOWN:
+    for name in (*KNOWN, *SECRET_FILES):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, str(value))
@@ -272,11 +340,13 @@ def test_dockerfile_entrypoint_cmd_user_env_labels():
     assert labels["org.opencontainers.image.licenses"] == pyproject["project"]["license"]["text"]
 
 
-def test_dockerfile_healthcheck_pings_redis_from_redis_url():
+def test_dockerfile_healthcheck_asks_the_worker_healthz_on_the_metrics_port(worker_paths):
     cmd = healthcheck_cmd()
     assert cmd[:2] == ["python", "-c"]
-    assert "REDIS_URL" in cmd[2] and "ping()" in cmd[2]
     compile(cmd[2], "<healthcheck>", "exec")
+    assert "NEWSFLOW_METRICS_PORT" in cmd[2]
+    assert f"'{Settings.model_fields['metrics_port'].default}'" in cmd[2], "the fallback port must be the setting's default"
+    assert "/healthz" in cmd[2] and worker_paths("/healthz")
 
 
 def test_newsflow_is_the_console_script():
@@ -414,6 +484,94 @@ def test_constraints_are_closed_under_the_dependencies_installed_here():
             todo.append((sub, set(sub.extras)))
 
 
+# -- the hash lock and the CI audit -----------------------------------------------------------------------
+
+LOCK = ROOT / "deploy" / "requirements.lock"
+CI_RUN = ROOT / ".ci" / "run"
+
+
+def lock_entries() -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, sha256 hashes) of deploy/requirements.lock (continuation lines joined)."""
+    text = re.sub(r"\\\n", " ", "\n".join(line for line in LOCK.read_text().splitlines() if not line.lstrip().startswith("#")))
+    out: dict[str, tuple[str, list[str]]] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})+)\s*", line)
+        assert m, f"requirements.lock: not a hashed exact pin: {line[:120]!r}"
+        name = canonicalize_name(m.group(1))
+        assert name not in out, f"{name} locked twice"
+        out[name] = (m.group(2), re.findall(r"sha256:([0-9a-f]{64})", m.group(3)))
+    return out
+
+
+def test_lock_has_exactly_the_constraints_pins_each_with_hashes():
+    locked, pins = lock_entries(), constraint_pins()
+    versions = {name: version for name, (version, _) in locked.items()}
+    assert versions == pins, ("deploy/requirements.lock is out of date with deploy/constraints.txt; regenerate it "
+                              f"(see its header). Only in the lock: {sorted(set(versions) - set(pins))}, only in the "
+                              f"constraints: {sorted(set(pins) - set(versions))}, differing: "
+                              f"{sorted(n for n in set(pins) & set(versions) if pins[n] != versions[n])}")
+    for name, (_, hashes) in locked.items():
+        assert hashes, f"{name} has no hash"
+
+
+def test_dockerfile_downloads_dependencies_hash_checked():
+    builder = next(s for s in dockerfile_stages()[1] if s["name"] == "builder")
+    runs = stage_values(builder, "RUN")
+    assert any(re.search(r"pip wheel\b.*--require-hashes.*-r\s+deploy/requirements\.lock", r) for r in runs), runs
+    assert any("deploy/requirements.lock" in c for c in stage_values(builder, "COPY"))
+    # Nothing else in the builder fetches from an index: every other pip call is --no-index or --no-deps
+    # without build isolation (so no build dependencies are fetched unchecked either).
+    for run in runs:
+        for call in re.split(r"&&", run):
+            if "--require-hashes" in call or "pip " not in call:
+                continue
+            assert "--no-index" in call or ("--no-deps" in call and "--no-build-isolation" in call), call
+
+
+def test_ci_runs_the_readme_test_command_and_audits_the_lock():
+    text = CI_RUN.read_text()
+    assert "pip install -q '.[test]' && python -m pytest" in text
+    assert re.search(r'"\$rc" -eq 5', text), "pytest's exit code 5 (no tests) must fail CI"
+    assert "pip-audit" in text and "--requirement deploy/requirements.lock" in text
+    assert text.index("audit_pins ||") < text.index("python -m pytest"), "the audit runs before the tests, never after"
+
+
+def _audit_summary(tmp_path: Path, report: Any) -> tuple[int, str]:
+    """Runs .ci/run's summary script (between its ci-audit-summary markers) on one pip-audit JSON report."""
+    import subprocess
+    import sys
+
+    text = CI_RUN.read_text()
+    block = text[text.index("# ci-audit-summary: begin"):text.index("# ci-audit-summary: end")]
+    script = block[block.index("<<'PY'\n") + len("<<'PY'\n"):block.index("\nPY\n")]
+    path = tmp_path / "report.json"
+    if report is not None:
+        path.write_text(report if isinstance(report, str) else json.dumps(report))
+    done = subprocess.run([sys.executable, "-c", script, str(path), "pypi"], capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout
+
+
+def test_ci_audit_summary_reports_vulnerable_pins_and_never_claims_an_audit_it_did_not_make(tmp_path):
+    rc, out = _audit_summary(tmp_path, {"dependencies": [
+        {"name": "requests", "version": "2.0.0", "vulns": [{"id": "PYSEC-2014-13", "fix_versions": ["2.3.0"]}]},
+        {"name": "redis", "version": "8.1.0", "vulns": []},
+        {"name": "private-pkg", "skip_reason": "Dependency not found on PyPI and could not be audited"},
+    ]})
+    assert rc == 0
+    assert "2 of 3 pins audited, 1 with known vulnerabilities" in out
+    assert "VULNERABLE requests==2.0.0: PYSEC-2014-13 (fixed in: 2.3.0)" in out
+    assert "not audited: private-pkg" in out
+    # What this machine sees: the database answers for no pin (pip-audit still says "No known vulnerabilities").
+    everything_skipped = {"dependencies": [{"name": "redis", "skip_reason": "Dependency not found on PyPI"}]}
+    for n, report in enumerate((everything_skipped, None, "not json")):  # None: pip-audit wrote no report
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        rc, out = _audit_summary(folder, report)
+        assert rc == 3 and out == "", "an audit that looked nothing up must not be reported as clean"
+
+
 # -- docker-compose.yml ----------------------------------------------------------------------------------
 
 
@@ -450,7 +608,7 @@ def test_compose_commands_are_real_cli_commands(compose):
 
 
 def test_compose_workers_are_scalable_replicated_and_limited(compose):
-    expected = {"fetcher": 1, "cleaner": 2, "classifier": 2, "storage": 1, GATEWAY: 1}
+    expected = {"fetcher": 1, "cleaner": 2, "classifier": 2, "storage": 1, GATEWAY: 1, API: 1}
     for name, svc in compose["services"].items():
         scalable = name in image_services(compose) or "replicas" in svc.get("deploy", {})
         if scalable:
@@ -474,21 +632,40 @@ def test_compose_healthchecks(compose):
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     for stage in STAGES:
         test = services[stage]["healthcheck"]["test"]
-        assert test[0] == "CMD" and test[1:] == healthcheck_cmd(), f"{stage}: not the Dockerfile's HEALTHCHECK"
+        assert test[:3] == ["CMD", "python", "-c"], f"{stage}: exec-form python healthcheck expected"
+        compile(test[3], "<healthcheck>", "exec")
+        assert "urlopen" in test[3] and "timeout=" in test[3]
+        assert duration_s(services[stage]["healthcheck"]["start_period"]) >= 30, "model loading comes before the server"
 
 
-def test_compose_gateway_listens_publishes_and_checks_a_real_route(compose):
-    gateway = compose["services"][GATEWAY]
-    env = env_mapping(gateway["environment"])
-    port = int(env["NEWSFLOW_GATEWAY_PORT"])
-    assert env["NEWSFLOW_GATEWAY_HOST"] == "0.0.0.0", "inside a container, loopback is unreachable from outside"
-    assert not {"NEWSFLOW_GATEWAY_TOKENS", "NEWSFLOW_GATEWAY_ALLOW_ANONYMOUS"} & set(env), "tokens come from .env"
-    assert any(str(p).endswith(f":{port}") for p in gateway["ports"])
-    test = gateway["healthcheck"]["test"]
+def test_compose_worker_healthchecks_hit_healthz_on_the_metrics_port(compose, worker_paths, monkeypatch):
+    services = compose["services"]
+    for stage in STAGES:
+        env = {k: v for k, v in env_mapping(services[stage]["environment"]).items() if v is not None}
+        settings = settings_from({k: interpolate(v) for k, v in env.items() if k in KNOWN}, monkeypatch)
+        assert settings.metrics_host == "0.0.0.0", f"{stage}: inside a container, loopback is unreachable for Prometheus"
+        assert settings.metrics_port > 0
+        (url,) = re.findall(r"'(http://[^']+)'", services[stage]["healthcheck"]["test"][3])
+        parts = urlsplit(url)
+        assert parts.hostname == "127.0.0.1" and parts.port == settings.metrics_port, f"{stage}: {url}"
+        assert parts.path == "/healthz" and worker_paths(parts.path), f"{stage}: {url} is not a worker path"
+
+
+@pytest.mark.parametrize("service", HTTP_SERVICES)
+def test_compose_http_services_listen_publish_and_check_a_real_route(compose, service):
+    svc = compose["services"][service]
+    var = f"NEWSFLOW_{service.upper()}"  # NEWSFLOW_GATEWAY_..., NEWSFLOW_API_...
+    env = env_mapping(svc["environment"])
+    port = int(env[f"{var}_PORT"])
+    assert env[f"{var}_HOST"] == "0.0.0.0", "inside a container, loopback is unreachable from outside"
+    assert not {f"{var}_TOKENS", f"{var}_ALLOW_ANONYMOUS", f"{var}_PUBLIC"} & set(env), "tokens come from .env"
+    assert any(str(p).endswith(f":{port}") for p in svc["ports"])
+    assert service in svc["profiles"], "it refuses to start without tokens: only when asked for"
+    test = svc["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"]
     compile(test[3], "<healthcheck>", "exec")
     (url,) = re.findall(r"'(http://[^']+)'", test[3])
-    assert urlsplit(url).port == port and urlsplit(url).path in gateway_routes() and urlsplit(url).path == "/healthz"
+    assert urlsplit(url).port == port and urlsplit(url).path in http_routes(service) and urlsplit(url).path == "/healthz"
 
 
 def test_compose_depends_on_conditions_are_valid(compose):
@@ -508,9 +685,10 @@ def test_compose_depends_on_conditions_are_valid(compose):
                 assert services[target].get("restart", "no") == "no", f"{target} must run once"
     for stage in DEPLOYED:
         assert services[stage]["depends_on"]["redis"]["condition"] == "service_healthy"
-    storage = services["storage"]["depends_on"]
-    assert storage["postgres"]["condition"] == "service_healthy"
-    assert storage["migrate"]["condition"] == "service_completed_successfully"
+    for reader in ("storage", API):  # both need the schema that `migrate` creates
+        deps = services[reader]["depends_on"]
+        assert deps["postgres"]["condition"] == "service_healthy", reader
+        assert deps["migrate"]["condition"] == "service_completed_successfully", reader
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
@@ -529,7 +707,7 @@ def test_compose_environment_names_are_settings(compose):
     for name, svc in compose["services"].items():
         env = env_mapping(svc.get("environment"))
         for var in env:
-            assert var in KNOWN or var in POSTGRES_IMAGE_VARS, f"{name}: {var} is not a newsflow setting"
+            assert var in KNOWN or var in SECRET_FILES or var in POSTGRES_IMAGE_VARS, f"{name}: {var} is not a newsflow setting"
         if name in image_services(compose):
             assert {"REDIS_URL", "DATABASE_URL"} <= set(env), f"{name}: set REDIS_URL and DATABASE_URL"
             assert "NEWSFLOW_CONSUMER" not in env, f"{name}: replicas would share one consumer name"
@@ -568,7 +746,7 @@ def test_compose_matches_the_compose_spec_schema(compose):
 def test_env_example_has_only_real_settings_and_lists_them_all(monkeypatch):
     active, commented = dotenv(ENV_EXAMPLE)
     for var in {**active, **commented}:
-        assert var in KNOWN or var in POSTGRES_IMAGE_VARS, f".env.example: {var} is not a newsflow setting"
+        assert var in KNOWN or var in SECRET_FILES or var in POSTGRES_IMAGE_VARS, f".env.example: {var} is not a newsflow setting"
     listed = {KNOWN[v] for v in {**active, **commented} if v in KNOWN}
     assert listed == set(Settings.model_fields), f"not in .env.example: {set(Settings.model_fields) - listed}"
     assert "NEWSFLOW_CONSUMER" not in active, "a consumer name in .env would be shared by every replica"
@@ -657,10 +835,9 @@ def test_k8s_configmap_and_secret_hold_only_settings(k8s, monkeypatch):
     assert settings.log_format == "json"
 
 
-def test_k8s_deployments(k8s, monkeypatch):
+def test_k8s_deployments(k8s, monkeypatch, worker_paths):
     deployments = of_kind(k8s, "Deployment")
     assert sorted(stage_of(d) for d in deployments.values()) == sorted(DEPLOYED)
-    routes = gateway_routes()
     configured = settings_from(worker_env(k8s), monkeypatch).shutdown_timeout_s
     for name, dep in deployments.items():
         stage = stage_of(dep)
@@ -691,15 +868,17 @@ def test_k8s_deployments(k8s, monkeypatch):
         consumer = [e for e in container.get("env", []) if e["name"] == "NEWSFLOW_CONSUMER"]
         assert consumer and consumer[0]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
         for e in container.get("env", []):
-            assert e["name"] in KNOWN, f"{name}: env {e['name']} is not a newsflow setting"
+            assert e["name"] in KNOWN or e["name"] in SECRET_FILES, f"{name}: env {e['name']} is not a newsflow setting"
         assert {"configMapRef", "secretRef"} <= {k for src in container["envFrom"] for k in src}
 
-        if stage == GATEWAY:
+        if stage in HTTP_SERVICES:
+            routes = http_routes(stage)
+            var = f"NEWSFLOW_{stage.upper()}"
             env = {e["name"]: e.get("value") for e in container["env"]}
             ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-            assert env["NEWSFLOW_GATEWAY_HOST"] == "0.0.0.0"
-            assert ports["http"] == int(env["NEWSFLOW_GATEWAY_PORT"])
-            tokens_file = Path(env["NEWSFLOW_GATEWAY_TOKENS_FILE"])
+            assert env[f"{var}_HOST"] == "0.0.0.0"
+            assert ports["http"] == int(env[f"{var}_PORT"])
+            tokens_file = Path(env[f"{var}_TOKENS_FILE"])
             (secret_volume,) = [v for v in pod["volumes"] if "secret" in v]
             assert mounts[str(tokens_file.parent)] == secret_volume["name"], "the tokens file comes from a Secret"
             expected = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
@@ -708,8 +887,29 @@ def test_k8s_deployments(k8s, monkeypatch):
                 assert get["path"] == path and path in routes, f"{name}: {probe} on {get['path']}, not a route"
                 assert get["port"] in ("http", ports["http"])
             continue
-        for probe in ("livenessProbe", "readinessProbe"):
-            assert container[probe]["exec"]["command"] == healthcheck_cmd(), f"{name}: {probe}"
+        check_worker_probes(name, dep, container, worker_paths, monkeypatch, k8s)
+
+
+def check_worker_probes(name: str, dep: dict[str, Any], container: dict[str, Any], worker_paths: Any,
+                        monkeypatch: pytest.MonkeyPatch, k8s: list[dict[str, Any]]) -> None:
+    """HTTP probes and scrape annotations on paths the worker serves, on the port it listens on."""
+    # Without the *_FILE variables: they name files (a mounted Secret) that exist only in the pod.
+    env = {**worker_env(k8s), **{e["name"]: e["value"] for e in container.get("env", []) if "value" in e and e["name"] not in SECRET_FILES}}
+    settings = settings_from(env, monkeypatch)
+    assert settings.metrics_host == "0.0.0.0", f"{name}: the kubelet and Prometheus cannot reach 127.0.0.1"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == settings.metrics_port, f"{name}: port `metrics` is not NEWSFLOW_METRICS_PORT"
+    expected = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"}
+    for probe, path in expected.items():
+        get = container[probe]["httpGet"]
+        assert get["path"] == path and worker_paths(path), f"{name}: {probe} on {get['path']}"
+        assert get["port"] in ("metrics", settings.metrics_port), f"{name}: {probe} on port {get['port']}"
+        # Above the 3 s the probe server gives the event loop to answer, so a slow loop reads as 503, not a timeout.
+        assert container[probe]["timeoutSeconds"] > 3
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == settings.metrics_port
+    assert annotations["prometheus.io/path"] == "/metrics" and worker_paths("/metrics")
 
 
 def test_k8s_every_deployment_has_a_pdb_and_a_scaledobject(k8s):
@@ -720,8 +920,8 @@ def test_k8s_every_deployment_has_a_pdb_and_a_scaledobject(k8s):
         matching = [p for p in pdbs if selects(p["spec"]["selector"], labels)]
         assert len(matching) == 1, f"{name}: expected one PodDisruptionBudget, found {len(matching)}"
         assert matching[0]["spec"]["minAvailable"] == 1
-        if stage_of(dep) == GATEWAY:
-            # It reads no stream, so there is no lag to scale on: a fixed count that lets a drain evict one.
+        if stage_of(dep) in HTTP_SERVICES:
+            # It consumes no stream, so there is no lag to scale on: a fixed count that lets a drain evict one.
             assert name not in scaled and dep["spec"]["replicas"] > matching[0]["spec"]["minAvailable"]
             continue
         assert name in scaled, f"{name}: no ScaledObject"
@@ -760,17 +960,25 @@ def test_k8s_keda_triggers_watch_the_stage_streams_and_groups(k8s):
         if "authenticationRef" in trigger:
             auth = auths[trigger["authenticationRef"]["name"]]
             assert auth["apiVersion"] == "keda.sh/v1alpha1"
-            for ref in auth["spec"]["secretTargetRef"]:
+            refs = {ref["parameter"]: ref for ref in auth["spec"]["secretTargetRef"]}
+            for ref in refs.values():
                 assert ref["parameter"] in {"password", "username", "tls", "ca", "cert", "key"}
                 secret = secrets[ref["name"]]
                 assert ref["key"] in secret["stringData"]
-                if ref["parameter"] == "password":
-                    assert secret["stringData"][ref["key"]] == redis_url.password, "two different Redis passwords"
+            if "username" in refs:
+                # KEDA's own Redis ACL user, with its own password: it must exist in deploy/redis/users.acl.
+                user = secrets[refs["username"]["name"]]["stringData"][refs["username"]["key"]]
+                acl = (ROOT / "deploy" / "redis" / "users.acl").read_text()
+                assert re.search(rf"^user {re.escape(user)} on ", acl, re.MULTILINE), f"no Redis user {user!r}"
+            elif "password" in refs:
+                password = secrets[refs["password"]["name"]]["stringData"][refs["password"]["key"]]
+                assert password == redis_url.password, "two different Redis passwords"
 
 
 def test_k8s_networkpolicy_allows_only_redis_postgres_and_dns(k8s):
-    """Per pod, the union of the policies that select it: workers take no connections and open Redis,
-    PostgreSQL and DNS; the gateway also takes 8080; the fetcher also opens 80/443 to public addresses."""
+    """Per pod, the union of the policies that select it: workers take connections on their metrics port only
+    and open Redis, PostgreSQL and DNS; the gateway takes 8080 and the query API 8081; the fetcher also opens 80/443
+    to public addresses."""
     policies = list(of_kind(k8s, "NetworkPolicy").values())
     for p in policies:
         assert not p["spec"]["podSelector"].get("matchExpressions"), "keep selectors to matchLabels"
@@ -780,14 +988,19 @@ def test_k8s_networkpolicy_allows_only_redis_postgres_and_dns(k8s):
         mine = [p["spec"] for p in policies if selects(p["spec"]["podSelector"], labels)]
         assert {"Ingress", "Egress"} <= {t for spec in mine for t in spec["policyTypes"]}
         ingress = [rule for spec in mine for rule in spec.get("ingress") or []]
-        if stage == GATEWAY:
+        if stage in HTTP_SERVICES:
             for rule in ingress:
                 assert rule.get("ports"), "an ingress rule without ports would open every port"
             opened = {(p["port"], p.get("protocol", "TCP")) for rule in ingress for p in rule["ports"]}
             container = dep["spec"]["template"]["spec"]["containers"][0]
             assert opened == {(c["containerPort"], "TCP") for c in container["ports"]}
         else:
-            assert not ingress, f"{stage}: workers take no connections"
+            # Workers take connections on their metrics port only: /metrics, /healthz and /readyz.
+            for rule in ingress:
+                assert rule.get("ports"), "an ingress rule without ports would open every port"
+            opened = {(p["port"], p.get("protocol", "TCP")) for rule in ingress for p in rule["ports"]}
+            container = dep["spec"]["template"]["spec"]["containers"][0]
+            assert opened == {(container["ports"][0]["containerPort"], "TCP")} and container["ports"][0]["name"] == "metrics", stage
         ports, web = set(), set()
         for spec in mine:
             for rule in spec.get("egress") or []:
