@@ -77,9 +77,7 @@ class StageMetrics:
     def processed(self, seconds: float, articles: int) -> None:
         if articles <= 0:
             return
-        per_article = seconds / articles
-        for _ in range(articles):
-            self.processing.observe(per_article)
+        observe_many(self.processing, seconds / articles, articles)
 
     def failures(self, outcomes: Iterable[Outcome]) -> None:
         """Attempts that failed here. A dead letter for running out of deliveries is no new failure (its
@@ -101,6 +99,23 @@ class StageMetrics:
         for o in outcomes:
             if o.output is not None and o.retry is None:
                 self.article_age.observe(max(0.0, now - ingest_time(o.entry, o.output)))
+
+
+def observe_many(histogram: Any, value: float, times: int) -> None:
+    """`histogram.observe(value)` `times` times, in one step: a batch's articles share one per-article time, and a
+    loop of observe() calls was a visible share of a relay stage's CPU. Uses prometheus_client's histogram fields
+    (`_sum`, `_upper_bounds`, `_buckets`, as its own observe() does); falls back to the loop if they change."""
+    try:
+        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
+    except AttributeError:
+        for _ in range(times):
+            histogram.observe(value)
+        return
+    total.inc(value * times)
+    for i, bound in enumerate(bounds):
+        if value <= bound:
+            buckets[i].inc(times)
+            break
 
 
 def ingest_time(entry: Entry, output: Any) -> float:

@@ -275,3 +275,20 @@ def test_a_taken_port_leaves_the_worker_without_probes_not_dead(loop_in_thread):
         assert server.start("127.0.0.1", taken.getsockname()[1]) is False
         assert server.port is None
         server.stop()  # a no-op, as the app's shutdown calls it
+
+
+def test_observe_many_matches_repeated_observe():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from shared.transport.metrics import observe_many
+
+    reg = CollectorRegistry()
+    a = Histogram("a_seconds", "a", registry=reg, buckets=(0.001, 0.01, 0.1))
+    b = Histogram("b_seconds", "b", registry=reg, buckets=(0.001, 0.01, 0.1))
+    for value, times in ((0.005, 7), (0.5, 3), (0.0001, 2)):
+        observe_many(a, value, times)
+        for _ in range(times):
+            b.observe(value)
+    samples = lambda name: [(s.name.replace(name, ""), s.labels, round(s.value, 9)) for m in reg.collect()
+                            if m.name == name for s in m.samples if not s.name.endswith("_created")]
+    assert samples("a_seconds") == samples("b_seconds")
