@@ -5,21 +5,30 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from shared.contract import CleanArticle, RawArticle, parse_raw
+from shared.logging import get_logger
 from shared.transport import Entry, Outcome, StageSpec
 from shared.transport.runner import Item, run_one
 
 from .dedup import ExactDuplicateIndex
 from .neardup import NearDuplicateIndex
-from .transform import clean
+from .transform import RAW_SOURCE_SKIPPED_KEY, clean
+
+log = get_logger("newsflow.cleaner")
 
 
-def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateIndex | None = None) -> StageSpec:
+def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateIndex | None = None,
+         store_raw: bool = False) -> StageSpec:
     """Exact duplicates (same normalised text) first; the rest are checked for near duplicates when `near`
-    is given. A duplicate is marked (`duplicate_of`, `duplicate_score`), never dropped."""
+    is given. A duplicate is marked (`duplicate_of`, `duplicate_score`), never dropped. `store_raw`
+    (NEWSFLOW_STORE_RAW): the raw source rides along in the metadata for storage to keep."""
 
     def one(entry: Entry, raw: RawArticle) -> CleanArticle:  # type: ignore[override]
         received = datetime.fromtimestamp(entry.timestamp_ms() / 1000, timezone.utc)
-        return clean(raw, article_id=raw.article_id(), received_at=received, max_html_bytes=max_html_bytes)
+        article = clean(raw, article_id=raw.article_id(), received_at=received, max_html_bytes=max_html_bytes,
+                        store_raw=store_raw, max_body_bytes=max_html_bytes)
+        if store_raw and (skipped := article.metadata.get(RAW_SOURCE_SKIPPED_KEY)):
+            log.warning("raw_source_skipped", article_id=article.id, **skipped)
+        return article
 
     async def process(items: list[Item]) -> list[Outcome]:
         outcomes = [run_one(one, entry, raw) for entry, raw in items]

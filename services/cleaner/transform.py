@@ -17,10 +17,19 @@ from services.cleaner.text import (
     strip_byline,
     strip_trailers,
 )
-from shared.contract import CleanArticle, RawArticle
+from shared.contract import CleanArticle, RawArticle, dump
 from shared.errors import PermanentError
 
 WORD = re.compile(r"\w+")
+
+# The reserved metadata key that carries an article's raw source from the cleaner to storage (NEWSFLOW_STORE_RAW);
+# storage takes it out before the article is hashed, stored as `doc` or announced.
+RAW_SOURCE_KEY = "raw_source"
+# Set instead when the raw source was left out because the entry would have grown too large.
+RAW_SOURCE_SKIPPED_KEY = "raw_source_skipped"
+# Room left in a cleaned entry for what the classifier adds (at most 4 topics, 25 places, 20 entities and
+# 10 key phrases: a few KB), so the classified entry still passes storage's NEWSFLOW_MAX_BODY_BYTES check.
+CLASSIFIER_HEADROOM_BYTES = 64 * 1024
 
 
 def clean(
@@ -29,7 +38,11 @@ def clean(
     article_id: str,
     received_at: datetime | None = None,
     max_html_bytes: int = MAX_HTML_BYTES,
+    store_raw: bool = False,
+    max_body_bytes: int | None = None,
 ) -> CleanArticle:
+    """`store_raw`: put the raw source under metadata[RAW_SOURCE_KEY], if the cleaned entry stays within
+    `max_body_bytes` (default `max_html_bytes`) with room for the classifier; else note why it is left out."""
     extracted = Extracted()
     if raw.html and raw.html.strip():
         extracted = extract_html(raw.html, raw.url, max_html_bytes)
@@ -56,7 +69,7 @@ def clean(
     if changed:
         metadata.setdefault("original_text", original)
 
-    return CleanArticle(
+    article = CleanArticle(
         id=article_id,
         url=raw.url,
         source=raw.source,
@@ -71,6 +84,28 @@ def clean(
         metadata=metadata,
         received_at=received_at,
     )
+    if store_raw:
+        _attach_raw_source(article, raw, max_html_bytes if max_body_bytes is None else max_body_bytes)
+    return article
+
+
+def raw_source(raw: RawArticle) -> dict[str, str | None]:
+    """What is kept of the raw article: its HTML if it had any, else its text; and its url."""
+    has_html = bool(raw.html and raw.html.strip())
+    return {"html": raw.html if has_html else None, "text": None if has_html else raw.text, "url": raw.url}
+
+
+def _attach_raw_source(article: CleanArticle, raw: RawArticle, max_body_bytes: int) -> None:
+    # A producer's own value under the reserved key never reaches storage as if it were the raw source.
+    article.metadata.pop(RAW_SOURCE_KEY, None)
+    article.metadata.pop(RAW_SOURCE_SKIPPED_KEY, None)
+    article.metadata[RAW_SOURCE_KEY] = raw_source(raw)
+    size = len(dump(article).encode("utf-8", "surrogatepass"))
+    if size + CLASSIFIER_HEADROOM_BYTES > max_body_bytes:
+        del article.metadata[RAW_SOURCE_KEY]
+        article.metadata[RAW_SOURCE_SKIPPED_KEY] = {
+            "reason": "too_large", "entry_bytes": size, "max_body_bytes": max_body_bytes,
+        }
 
 
 def content_hash(text: str) -> str:

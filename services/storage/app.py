@@ -4,6 +4,10 @@ The announcement is published, and the input acked, only after the commit. An ar
 announced again only when it comes from the same classified entry as last time: that entry's first
 announcement may have been lost (a crash or a lost reply between commit and publish). A new entry with
 unchanged content is stored in place and not announced.
+
+With NEWSFLOW_STORE_RAW, the raw source the cleaner put under metadata["raw_source"] is taken out of the
+article before anything else (so it is in neither the doc hash, the `doc` column nor the enriched event) and kept
+in article_sources, in the same transaction as its article.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from .repository import Repository, Row, doc_hash
 log = get_logger("newsflow.storage")
 
 RETENTION_INTERVAL_S = 3600.0
+# services.cleaner.transform.RAW_SOURCE_KEY, spelled out so storage does not import the cleaner (trafilatura...);
+# tests/integration/test_raw_source.py checks that the two agree.
+RAW_SOURCE_KEY = "raw_source"
 
 
 def _decode(body: Any) -> tuple[ClassifiedArticle, list[str]]:
@@ -46,14 +53,29 @@ def _transient_db_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-def spec(repo: Repository) -> StageSpec:
+def take_raw_source(article: ClassifiedArticle) -> dict[str, str | None] | None:
+    """Pop the reserved metadata key off `article` (in place); its {"url", "html", "text"} when well formed."""
+    value = article.metadata.pop(RAW_SOURCE_KEY, None)
+    if value is None:
+        return None
+    fields = ("url", "html", "text")
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), (str, type(None))) for k in fields):
+        log.warning("raw_source_malformed", article_id=article.id, type=type(value).__name__)
+        return None
+    source = {k: value.get(k) for k in fields}
+    return source if source["html"] or source["text"] else None
+
+
+def spec(repo: Repository, store_raw: bool = False) -> StageSpec:
     async def process(items: list[Item]) -> list[Outcome]:
         now = utcnow()
         rows = []
         for entry, article in items:
             assert isinstance(article, ClassifiedArticle)
+            # Off, metadata is left as it came (a producer's own "raw_source" key included).
+            source = take_raw_source(article) if store_raw else None
             enriched = EnrichedArticle(**article.model_dump(), stored_at=now)
-            rows.append(Row(enriched, doc_hash(article), entry.id))
+            rows.append(Row(enriched, doc_hash(article), entry.id, source))
         changes = await repo.upsert_many(rows)
         outcomes = []
         last = {row.article.id: i for i, row in enumerate(rows)}  # the same id twice in a batch: the last one stands

@@ -9,7 +9,15 @@ from typing import Any
 import asyncpg
 
 from .query import ORDER, ArticleQuery, Page, as_utc, build_where, encode_cursor
-from .repository import DELETE_BATCH, Change, Row, _statements, migrations
+from .repository import DELETE_BATCH, Change, Row, _statements, migrations, storable
+
+# A re-delivered source identical to the kept one is not rewritten (it can be megabytes), and keeps its stored_at.
+_SOURCE_UPSERT = """
+INSERT INTO article_sources AS s (article_id, url, html, text, stored_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (article_id) DO UPDATE SET url = excluded.url, html = excluded.html, text = excluded.text,
+    stored_at = excluded.stored_at
+WHERE (s.url, s.html, s.text) IS DISTINCT FROM (excluded.url, excluded.html, excluded.text)
+"""
 
 _UPSERT = """
 WITH incoming AS (
@@ -18,7 +26,7 @@ WITH incoming AS (
         word_count int, duplicate_of text, content_hash text, doc_hash text, doc jsonb, stored_at timestamptz,
         source_entry_id text)
 ), previous AS (
-    SELECT a.id, a.source_entry_id FROM articles a JOIN incoming USING (id)
+    SELECT a.id, a.source_entry_id, a.doc_hash FROM articles a JOIN incoming USING (id)
 ), written AS (
 INSERT INTO articles AS a (id, url, source, title, text, language, published_at, word_count, duplicate_of,
                            content_hash, doc_hash, doc, stored_at, updated_at, source_entry_id)
@@ -37,7 +45,8 @@ WHERE a.doc_hash IS DISTINCT FROM excluded.doc_hash
       ELSE true END
 RETURNING id, (xmax = 0) AS inserted
 )
-SELECT i.id, w.inserted, (w.id IS NULL AND p.source_entry_id = i.source_entry_id) AS redelivered
+SELECT i.id, w.inserted, (w.id IS NULL AND p.source_entry_id = i.source_entry_id) AS redelivered,
+       (p.doc_hash = i.doc_hash) AS same_doc
 FROM incoming i LEFT JOIN written w USING (id) LEFT JOIN previous p USING (id)
 """
 
@@ -106,6 +115,12 @@ class PostgresRepository:
                     await conn.executemany("INSERT INTO article_topics (article_id, label, code, score) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", topics)
                 if places:
                     await conn.executemany("INSERT INTO article_places (article_id, name, kind, code) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", places)
+            # Sources of the articles written now, and of those already stored with the same content (their
+            # source may not be kept yet); never of a late redelivery that lost to a newer entry.
+            kept = [latest[r["id"]] for r in reply if r["inserted"] is not None or r["same_doc"]]
+            sources = [_source_record(row) for row in kept if row.raw_source is not None]
+            if sources:
+                await conn.executemany(_SOURCE_UPSERT, sources)
         result: dict[str, Change] = {}
         for r in reply:
             if r["inserted"] is not None:
@@ -118,6 +133,12 @@ class PostgresRepository:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow("SELECT doc::text AS doc, stored_at FROM articles WHERE id = $1", article_id)
         return None if row is None else {**json.loads(row["doc"]), "stored_at": row["stored_at"].isoformat()}
+
+    async def get_source(self, article_id: str) -> dict[str, Any] | None:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT article_id, url, html, text, stored_at FROM article_sources WHERE article_id = $1", article_id)
+        return None if row is None else {**dict(row), "stored_at": row["stored_at"].isoformat()}
 
     async def count(self) -> int:
         async with self._pool.acquire() as conn:
@@ -142,7 +163,7 @@ class PostgresRepository:
         return Page(items=items, next_cursor=next_cursor)
 
     async def delete_older_than(self, cutoff: datetime, batch_size: int = DELETE_BATCH) -> int:
-        # Topics and places go by ON DELETE CASCADE; the search vector is a column of the row.
+        # Topics, places and sources go by ON DELETE CASCADE; the search vector is a column of the row.
         sql = ("DELETE FROM articles WHERE id IN (SELECT id FROM articles WHERE stored_at < $1 LIMIT $2 "
                "FOR UPDATE SKIP LOCKED)")
         total = 0
@@ -153,6 +174,12 @@ class PostgresRepository:
                 total += deleted
                 if deleted < batch_size:
                     return total
+
+
+def _source_record(row: Row) -> tuple[Any, ...]:
+    src = row.raw_source or {}
+    # PostgreSQL text cannot hold NUL, which a raw page may carry (SQLite can).
+    return (row.article.id, *(storable(src.get(k), nul=True) for k in ("url", "html", "text")), row.article.stored_at)
 
 
 def _record(row: Row) -> dict[str, Any]:

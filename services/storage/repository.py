@@ -47,6 +47,8 @@ class Row:
     article: EnrichedArticle
     hash: str
     source_entry_id: str = ""
+    # The raw source to keep in article_sources (NEWSFLOW_STORE_RAW): {"url", "html", "text"}, or None.
+    raw_source: dict[str, str | None] | None = None
 
 
 class Repository(Protocol):
@@ -55,6 +57,9 @@ class Repository(Protocol):
     async def migrate(self, target: int | None = None) -> list[str]: ...
     async def upsert_many(self, rows: list[Row]) -> dict[str, Change]: ...
     async def get(self, article_id: str) -> dict[str, Any] | None: ...
+    async def get_source(self, article_id: str) -> dict[str, Any] | None:
+        """The kept raw source of an article: article_id, url, html, text, stored_at; None if none is kept."""
+        ...
     async def count(self) -> int: ...
     async def ping(self) -> None: ...
     async def search(self, query: ArticleQuery) -> Page:
@@ -180,6 +185,8 @@ class SqliteRepository:
                     if old == row.hash:
                         same_entry = bool(row.source_entry_id) and sources.get(a.id) == row.source_entry_id
                         result.setdefault(a.id, "redelivered" if same_entry else "unchanged")
+                        if row.raw_source is not None:  # the same content: its source may not be kept yet
+                            db.execute(_SQLITE_SOURCE_UPSERT, _source_values(row))
                         continue
                     if old is not None and _older(row.source_entry_id, sources.get(a.id)):
                         result.setdefault(a.id, "unchanged")  # a late redelivery never overwrites a newer entry
@@ -195,6 +202,8 @@ class SqliteRepository:
                         "INSERT OR REPLACE INTO article_places (article_id, name, kind, code) VALUES (?, ?, ?, ?)",
                         [(a.id, p.name, p.kind, p.code) for p in a.places],
                     )
+                    if row.raw_source is not None:
+                        db.execute(_SQLITE_SOURCE_UPSERT, _source_values(row))
                     result[a.id] = "inserted" if old is None or result.get(a.id) == "inserted" else "updated"
                     existing[a.id] = row.hash
                     sources[a.id] = row.source_entry_id
@@ -209,6 +218,11 @@ class SqliteRepository:
     async def get(self, article_id: str) -> dict[str, Any] | None:
         row = await self._run(lambda: self._db.execute("SELECT doc, stored_at FROM articles WHERE id = ?", (article_id,)).fetchone())
         return None if row is None else {**json.loads(row[0]), "stored_at": row[1]}
+
+    async def get_source(self, article_id: str) -> dict[str, Any] | None:
+        sql = "SELECT article_id, url, html, text, stored_at FROM article_sources WHERE article_id = ?"
+        row = await self._run(lambda: self._db.execute(sql, (article_id,)).fetchone())
+        return None if row is None else dict(zip(("article_id", "url", "html", "text", "stored_at"), row))
 
     async def count(self) -> int:
         return int((await self._run(lambda: self._db.execute("SELECT count(*) FROM articles").fetchone()))[0])
@@ -228,7 +242,7 @@ class SqliteRepository:
         return Page(items=items, next_cursor=next_cursor)
 
     async def delete_older_than(self, cutoff: datetime, batch_size: int = DELETE_BATCH) -> int:
-        # The FTS5 rows go by trigger, topics and places by ON DELETE CASCADE.
+        # The FTS5 rows go by trigger, topics, places and sources by ON DELETE CASCADE.
         sql = (f"DELETE FROM articles WHERE rowid IN (SELECT rowid FROM articles "
                f"WHERE {SQLITE_TIME.format('stored_at')} < {SQLITE_TIME.format('?')} LIMIT ?)")
 
@@ -259,6 +273,34 @@ _SQLITE_UPSERT = (
     "ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("id", "stored_at"))
 )
+
+
+# A re-delivered source identical to the kept one is not rewritten (it can be megabytes), and keeps its stored_at.
+_SQLITE_SOURCE_UPSERT = (
+    "INSERT INTO article_sources (article_id, url, html, text, stored_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (article_id) DO UPDATE SET url = excluded.url, html = excluded.html, text = excluded.text, "
+    "stored_at = excluded.stored_at WHERE article_sources.url IS NOT excluded.url "
+    "OR article_sources.html IS NOT excluded.html OR article_sources.text IS NOT excluded.text"
+)
+
+
+def _source_values(row: Row) -> tuple[Any, ...]:
+    src = row.raw_source or {}
+    return (row.article.id, *(storable(src.get(k)) for k in ("url", "html", "text")), _iso(row.article.stored_at))
+
+
+def storable(value: str | None, nul: bool = False) -> str | None:
+    """A raw page's text as a database takes it: a lone surrogate (JSON allows "\\ud800") becomes `?`, since
+    neither database holds one, and with `nul` NUL becomes U+FFFD; so one odd page cannot fail its batch."""
+    if value is None:
+        return None
+    if nul:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _older(entry_id: str | None, than: str | None) -> bool:
