@@ -27,9 +27,15 @@ class time_limit:
         self.previous: object = None
 
     def _fire(self, signum: int, frame: object) -> None:
-        if self.active:
-            self.active = False
-            raise Expired()
+        if not self.active:
+            return
+        if getattr(frame, "f_code", None) in _OWN_CODE:
+            # Landed inside our own __enter__ or __exit__, where raising would escape the `with` unconverted: try
+            # again in a moment, inside the block (or never, if __exit__ disarms the timer first).
+            signal.setitimer(signal.ITIMER_REAL, 0.0005)
+            return
+        self.active = False
+        raise Expired()
 
     def __enter__(self) -> "time_limit":
         if self.seconds > 0 and threading.current_thread() is threading.main_thread():
@@ -48,3 +54,6 @@ class time_limit:
         if exc_type is Expired:
             raise PermanentError(f"{self.what} took longer than {self.seconds:g} s") from None
         return False
+
+
+_OWN_CODE = (time_limit.__enter__.__code__, time_limit.__exit__.__code__)
