@@ -24,7 +24,7 @@ def entry_model(stream: str) -> type[BaseModel]:
         __doc__=f"A `{{prefix}}:{stream}` stream entry: field `body` holds the JSON of {model.__name__}.",
         body=(Json[model], Field(..., description=f"UTF-8 JSON object: {model.__name__} v{SCHEMA_VERSION}")),  # type: ignore[valid-type]
         correlation_id=(str | None, Field(None, description="Optional; copied to every downstream entry.")),
-        traceparent=(str | None, Field(None, description="Optional W3C trace context; copied downstream.")),
+        traceparent=(str | None, Field(None, description="Optional W3C trace context: each stage writes the same trace id with its own span id; a missing or invalid one starts a new trace.")),
     )
 
 

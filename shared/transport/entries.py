@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from shared.contract import METADATA_FIELDS
 from shared.errors import PermanentError
+
+if TYPE_CHECKING:
+    from shared.tracing import Span
 
 
 @dataclass
@@ -18,6 +21,9 @@ class Entry:
     id: str
     fields: dict[bytes, bytes]
     deliveries: int = 1
+    # This stage's span of the entry's trace (shared/tracing.py), set while the runner handles it: its
+    # traceparent goes into the output entry, its trace id into the log lines about the article.
+    span: Span | None = field(default=None, repr=False, compare=False)
 
     def meta(self) -> dict[str, str]:
         """The metadata fields (correlation_id, traceparent) that travel on to the next stream."""

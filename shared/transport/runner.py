@@ -12,6 +12,7 @@ import redis.asyncio as aredis
 import redis.exceptions
 from pydantic import BaseModel
 
+from shared import tracing
 from shared.contract import DeadLetter, dump, utcnow
 from shared.errors import PermanentError, TransientError
 from shared.logging import bound_article, get_logger
@@ -130,6 +131,9 @@ class StageRunner:
         self.stopping = asyncio.Event()
         self._script = redis.register_script(COMMIT_LUA)
         self.dependency_ok = True
+        # NEWSFLOW_TRACING: off, the tracer only hands each entry a new span id of its trace (shared/tracing.py).
+        self.tracer = tracing.setup(settings.tracing, f"newsflow-{spec.name}")
+        self._span_name = f"process {self.input_stream}"
 
     async def ensure_groups(self) -> None:
         """Create the input group at 0, so entries pushed before any worker started are still read."""
@@ -142,18 +146,57 @@ class StageRunner:
     async def handle_batch(self, entries: list[Entry]) -> list[Outcome]:
         added = {e.id for e in entries} - self.in_flight
         self.in_flight.update(added)
+        self._start_spans(entries)
+        committed: list[Outcome] | None = None
         try:
             self.metrics.read(len(entries))
             started = time.perf_counter()
             outcomes = await self._decide(entries)
             self.metrics.processed(time.perf_counter() - started, len(entries))
             published, dead_lettered = await self._commit(outcomes)
+            committed = outcomes
             self.metrics.failures(outcomes)
             self.metrics.committed(published, dead_lettered, outcomes)
             self._count(outcomes)
             return outcomes
         finally:
             self.in_flight.difference_update(added)
+            if self.tracer.enabled:
+                self._end_spans(entries, committed)
+
+    def _start_spans(self, entries: list[Entry]) -> None:
+        """This stage's span of each entry's trace: a child of the entry's traceparent, or a new trace when it
+        has none (or an invalid one). Off, only a new span id; on, an OpenTelemetry span as well."""
+        tracer, name = self.tracer, self._span_name
+        for e in entries:
+            attributes = self._span_attributes(e) if tracer.enabled else None
+            e.span = tracer.start(e.fields.get(b"traceparent"), name, attributes)
+
+    def _span_attributes(self, entry: Entry) -> dict[str, Any]:
+        return {
+            "messaging.system": "redis",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": self.input_stream,
+            "messaging.consumer.group.name": self.group,
+            "messaging.message.id": entry.id,
+            "messaging.message.conversation_id": entry.meta().get("correlation_id", ""),
+            "newsflow.stage": self.spec.name,
+            "newsflow.deliveries": entry.deliveries,
+        }
+
+    def _end_spans(self, entries: list[Entry], outcomes: list[Outcome] | None) -> None:
+        """End each entry's span with what became of it; `outcomes` None: the batch failed before its commit."""
+        ended: set[str] = set()
+        for o in outcomes or ():
+            kind = "retry" if o.retry is not None else "dead_lettered" if o.dead_letter is not None else (
+                "published" if o.output is not None else "done")
+            self.tracer.end(o.entry.span, error=o.retry or o.dead_letter,
+                            attributes={"newsflow.outcome": kind, "newsflow.article_id": o.article_id})
+            ended.add(o.entry.id)
+        for e in entries:
+            if e.id not in ended:
+                self.tracer.end(e.span, error="the batch failed before its commit; left pending for a retry",
+                                attributes={"newsflow.outcome": "left_pending"})
 
     async def _decide(self, entries: list[Entry]) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -172,7 +215,7 @@ class StageRunner:
                 outcomes.append(Outcome(entry, dead_letter=str(exc)))
                 continue
             for warning in warnings:
-                with bound_article(_article_id(model) or getattr(model, "id", None), entry.meta().get("correlation_id")):
+                with bound_article(_article_id(model) or getattr(model, "id", None), entry.meta().get("correlation_id"), _trace_id(entry)):
                     log.warning("lenient_fix", detail=warning, entry_id=entry.id)
             items.append((entry, model))
         if items:
@@ -242,6 +285,9 @@ class StageRunner:
         now = utcnow()
         for o in outcomes:
             meta = o.entry.meta()
+            if o.entry.span is not None:
+                # The same trace, this stage's span: the next stage (or a dead letter's reader) continues it.
+                meta["traceparent"] = o.entry.span.traceparent
             if o.retry is not None:
                 records.append(Record(o.entry.id, "retry", {"error": o.retry}))
             elif o.output is not None and self.output_stream:
@@ -271,9 +317,10 @@ class StageRunner:
             if o.output is not None:
                 # The common case stays cheap: no context binding for a debug line that is usually filtered out.
                 self.counters.processed += 1
-                log.debug("processed", entry_id=o.entry.id, article_id=o.article_id)
+                log.debug("processed", entry_id=o.entry.id, article_id=o.article_id,
+                          correlation_id=_correlation_id(o), trace_id=_trace_id(o.entry))
                 continue
-            with bound_article(o.article_id, o.entry.meta().get("correlation_id") or o.article_id):
+            with bound_article(o.article_id, _correlation_id(o), _trace_id(o.entry)):
                 if o.dead_letter is not None:
                     self.counters.dead_lettered += 1
                     log.warning("dead_lettered", entry_id=o.entry.id, reason=o.dead_letter[:300], attempts=o.entry.deliveries)
@@ -282,6 +329,15 @@ class StageRunner:
                     log.warning("will_retry", entry_id=o.entry.id, error=o.retry[:300], attempts=o.entry.deliveries)
                 else:
                     self.counters.processed += 1  # finished with nothing to publish, e.g. an unchanged re-delivery
+
+
+def _correlation_id(o: Outcome) -> str:
+    """The entry's correlation id; without one, the article's id (or the entry's), as its output carries."""
+    return o.entry.meta().get("correlation_id") or o.article_id or o.entry.id
+
+
+def _trace_id(entry: Entry) -> str | None:
+    return entry.span.trace_id if entry.span is not None else tracing.trace_id(entry.fields.get(b"traceparent"))
 
 
 def _serialise(o: Outcome) -> None:

@@ -11,6 +11,7 @@ import redis.asyncio as aredis
 
 from services.gateway.app import create_app
 from services.gateway.validation import GatewayConfigError
+from shared import tracing
 from shared.contract import RawArticle, stable_id
 from shared.settings import Settings
 from tests.helpers import free_port
@@ -196,7 +197,8 @@ async def test_single_object_gets_a_generated_correlation_id(gw, r, prefix):
     assert resp.status_code == 202
     (_, fields), = r.xrange(f"{prefix}:raw")
     assert fields[b"correlation_id"].decode() == resp.json()["correlation_id"] == resp.headers["x-correlation-id"]
-    assert b"traceparent" not in fields
+    # No traceparent header: the article starts a trace of its own (shared/tracing.py).
+    assert tracing.parse(fields[b"traceparent"]) is not None
 
 
 async def test_fetch_happy_path(gw, r, prefix):

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aredis
 from pydantic import BaseModel
 
+from shared import tracing
 from shared.contract import RawArticle, parse_raw
 from shared.errors import PermanentError
 from shared.settings import Settings
@@ -63,14 +64,19 @@ async def test_group_created_at_zero_sees_entries_pushed_before_start(redis_url,
 
 
 async def test_metadata_fields_travel_and_correlation_id_defaults(redis_url, prefix, r):
-    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "x", "id": "m1"}), "correlation_id": "corr-9", "traceparent": "00-abc-def-01"})
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "x", "id": "m1"}), "correlation_id": "corr-9", "traceparent": parent})
     r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "y", "id": "m2"})})
     runner = make_runner(redis_url, prefix)
     await runner.ensure_groups()
     await runner.handle_batch(await read_new(runner))
     out = [f for _, f in r.xrange(f"{prefix}:cleaned")]
-    assert out[0][b"correlation_id"] == b"corr-9" and out[0][b"traceparent"] == b"00-abc-def-01"
+    assert out[0][b"correlation_id"] == b"corr-9"
+    # The same trace, this stage's own span id (shared/tracing.py); an entry without one starts a trace.
+    traceparent = out[0][b"traceparent"].decode()
+    assert traceparent[:36] == parent[:36] and traceparent[36:52] != parent[36:52] and traceparent[-3:] == "-01"
     assert out[1][b"correlation_id"] == b"m2"
+    assert tracing.parse(out[1][b"traceparent"]) is not None
     assert b"__data__" not in out[0], "FastStream's envelope must not leak into public streams"
 
 
