@@ -1,0 +1,1 @@
+"""Webhook delivery: every enriched article POSTed, signed, to the configured URLs (`newsflow worker webhook`)."""
