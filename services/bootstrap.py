@@ -41,6 +41,7 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
             ExactDuplicateIndex(dedup_redis, prefix, window),
             settings.max_body_bytes,
             NearDuplicateIndex(dedup_redis, prefix, window, settings.near_dup_threshold),
+            store_raw=settings.store_raw,
         )
         return build_app(spec, settings, url, on_shutdown=dedup_redis.aclose)
     if stage == "classifier":
@@ -60,9 +61,27 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
             if applied:
                 log.info("migrations_applied", migrations=applied)
 
-        return build_app(storage.spec(repo), settings, url, on_startup=start, on_shutdown=repo.close,
+        return build_app(storage.spec(repo, store_raw=settings.store_raw), settings, url, on_startup=start, on_shutdown=repo.close,
                          ready_checks={"database": repo.ping}, background=storage.background(repo, settings))
-    raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+    if stage == "webhook":
+        return build_webhook(settings, url)
+    raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join((*STAGES, 'webhook'))}")
+
+
+def build_webhook(settings: Settings, url: str) -> tuple[FastStream, StageRunner]:
+    """The webhook worker: a stage on `enriched` with no output (services/webhook). Refuses to start without
+    URLs or a signing secret."""
+    from services.webhook import app as webhook
+    from services.webhook.delivery import Deliverer, WebhookConfig, WebhookConfigError, display
+    from shared.topology import Topology
+
+    try:
+        config = WebhookConfig.from_settings(settings)
+    except WebhookConfigError as exc:
+        raise SystemExit(f"newsflow webhook: {exc}") from None
+    log.info("webhook_targets", urls=[display(u) for u in config.urls])
+    deliverer = Deliverer(config, Topology(settings.stream_prefix).enriched)
+    return build_app(webhook.spec(deliverer), settings, url, on_shutdown=deliverer.aclose)
 
 
 def build_fetcher(settings: Settings, url: str) -> tuple[FastStream, StageRunner]:

@@ -22,13 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", help="run one stage, long-running, graceful on SIGTERM")
-    w.add_argument("stage", choices=(*STAGES, "gateway", "api"),
-                   help="a pipeline stage, the HTTP push gateway, or the HTTP query API")
+    w.add_argument("stage", choices=(*STAGES, "gateway", "api", "webhook"),
+                   help="a pipeline stage, the HTTP push gateway, the HTTP query API, or webhook delivery")
 
     u = sub.add_parser("up", help="run every stage, each in its own process, restarting any that dies")
     u.add_argument("--stages", default=None,
                    help="comma-separated; default cleaner,classifier,storage, plus fetcher when NEWSFLOW_SOURCES_FILE "
-                        "is set, gateway when gateway tokens are configured, api when API tokens are or NEWSFLOW_API_PUBLIC is on")
+                        "is set, gateway when gateway tokens are configured, api when API tokens are or NEWSFLOW_API_PUBLIC is on, "
+                        "webhook when NEWSFLOW_WEBHOOK_URLS is set")
 
     i = sub.add_parser("ingest", help="push .txt/.html/.json/.jsonl files, folders or stdin (-) to {prefix}:raw, "
                                       "and http(s) URLs to {prefix}:fetch for the fetcher")
@@ -192,11 +193,12 @@ def _worker_env(settings: Any, url: str, extra: dict[str, str] | None = None) ->
 
 def default_stages(settings: Any) -> list[str]:
     """What `newsflow up` runs: the pipeline, the fetcher when it has sources, the gateway when it has tokens,
-    the query API when it has tokens or is public."""
+    the query API when it has tokens or is public, webhook delivery when it has URLs."""
     optional = {"fetcher": bool(settings.sources_file),
                 "gateway": bool(settings.gateway_tokens.strip() or settings.gateway_tokens_file),
-                "api": bool(settings.api_tokens.strip() or settings.api_tokens_file or settings.api_public)}
-    return [s for s in ("gateway", "api", *STAGES) if optional.get(s, True)]
+                "api": bool(settings.api_tokens.strip() or settings.api_tokens_file or settings.api_public),
+                "webhook": bool(settings.webhook_urls.strip())}
+    return [s for s in ("gateway", "api", *STAGES, "webhook") if optional.get(s, True)]
 
 
 def metrics_ports(stages: list[str], base: int) -> dict[str, int]:
@@ -204,7 +206,7 @@ def metrics_ports(stages: list[str], base: int) -> dict[str, int]:
     The gateway and the API serve their probes on their own ports."""
     if not base:
         return {}
-    workers = [s for s in stages if s in STAGES]
+    workers = [s for s in stages if s in (*STAGES, "webhook")]
     return {stage: base + i for i, stage in enumerate(workers)}
 
 
@@ -249,14 +251,23 @@ def _redis(settings: Any) -> Any:
     return redis.Redis.from_url(url, **auth)
 
 
-def push_articles(r: Any, stream: str, articles: list[Any]) -> list[str]:
-    """XADD each article as `body` JSON, the way any upstream scraper does. Returns the stream entry ids."""
+def push_articles(r: Any, stream: str, articles: list[Any], tracer: Any = None) -> list[str]:
+    """XADD each article as `body` JSON, the way any upstream scraper does, each with a `traceparent` of a new
+    trace (with NEWSFLOW_TRACING on, `tracer` records its span). Returns the stream entry ids."""
+    from shared import tracing
+
+    tracer = tracer or tracing.Tracer()
+    attributes = {"messaging.system": "redis", "messaging.operation.type": "send", "messaging.destination.name": stream,
+                  "newsflow.stage": "ingest"}
     ids: list[str] = []
     for i in range(0, len(articles), 500):
+        spans = [tracer.ingest(None, f"send {stream}", attributes) for _ in articles[i : i + 500]]
         with r.pipeline(transaction=False) as pipe:
-            for article in articles[i : i + 500]:
-                pipe.xadd(stream, {"body": json.dumps(article, ensure_ascii=False)})
+            for article, span in zip(articles[i : i + 500], spans):
+                pipe.xadd(stream, {"body": json.dumps(article, ensure_ascii=False), "traceparent": span.traceparent})
             ids.extend(x.decode() for x in pipe.execute())
+        for span, entry_id in zip(spans, ids[-len(spans):]):
+            tracer.end(span, attributes={"messaging.message.id": entry_id})
     return ids
 
 
@@ -290,17 +301,19 @@ def fetch_requests(urls: list[str], source: str | None = None) -> list[Any]:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Any) -> int:
+    from shared import tracing
     from shared.topology import Topology
 
     topo = Topology(settings.stream_prefix)
     urls = [p for p in args.paths if is_url(p)]
     paths = [p for p in args.paths if not is_url(p)]
     r = _redis(settings)
+    tracer = tracing.setup(settings.tracing, "newsflow-ingest")  # its spans are flushed at exit
     if paths:
-        ids = push_articles(r, topo.raw, load_articles(paths, args.source))
+        ids = push_articles(r, topo.raw, load_articles(paths, args.source), tracer)
         print(f"pushed {len(ids)} article(s) to {topo.raw}")
     if urls:
-        ids = push_articles(r, topo.fetch, fetch_requests(urls, args.source))
+        ids = push_articles(r, topo.fetch, fetch_requests(urls, args.source), tracer)
         print(f"pushed {len(ids)} URL(s) to {topo.fetch}; `newsflow worker fetcher` fetches them")
     return 0
 

@@ -1,6 +1,7 @@
 """structlog set-up: one processor chain, JSON lines in services, readable lines on a terminal.
 
-Lines about a message carry `article_id`, `stage` and `correlation_id`, bound with `bound_article()`.
+Lines about a message carry `article_id`, `stage`, `correlation_id` and `trace_id` (the 32-hex trace id of the
+entry's W3C traceparent, shared/tracing.py), bound with `bound_article()`.
 
 Every line, structlog's and the standard library's (uvicorn, asyncpg...), passes `Redactor` last before it is
 rendered: the configured secrets (`Settings.secret_values()`), URL passwords (`redis://user:***@host`),
@@ -138,8 +139,8 @@ def _route_stdlib_logging(renderer: Any) -> None:
 
 
 @contextmanager
-def bound_article(article_id: str | None, correlation_id: str | None) -> Iterator[None]:
-    with structlog.contextvars.bound_contextvars(article_id=article_id, correlation_id=correlation_id):
+def bound_article(article_id: str | None, correlation_id: str | None, trace_id: str | None = None) -> Iterator[None]:
+    with structlog.contextvars.bound_contextvars(article_id=article_id, correlation_id=correlation_id, trace_id=trace_id):
         yield
 
 

@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("LOG_FORMAT", "NEWSFLOW_LOG_FORMAT"),
         description="json for services, console for a terminal; auto picks console on a TTY.",
     )
+    tracing: Literal["off", "console", "otlp"] = Field(
+        "off",
+        description="OpenTelemetry spans per article per stage: off (trace ids in entries and logs only), console "
+        "(JSON lines on stdout) or otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT); needs `newsflow[tracing]`.",
+    )
     stream_prefix: str = Field("newsflow", description="Streams are {prefix}:raw, :cleaned, :classified, :enriched, :dlq.")
     data_dir: str = Field(default_factory=default_data_dir, description="Where the embedded Redis and SQLite live.")
     consumer: str | None = Field(None, description="This process's consumer name; default host-pid.")
@@ -176,6 +181,9 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for in-flight work on SIGTERM.")
     retention_days: int = Field(
         0, ge=0, description="Storage deletes articles stored more than this many days ago (at start, then hourly); 0 keeps them forever.")
+    store_raw: bool = Field(
+        False, description="Keep each article's raw source (HTML, else text, and url) in the article_sources table; "
+        "set it on the cleaner and storage alike. Never in the enriched events.")
     # -- probes and Prometheus metrics of every stage worker --
     metrics_host: str = Field("127.0.0.1", description="Address a worker serves /healthz, /readyz and /metrics on (0.0.0.0 in a container).")
     metrics_port: int = Field(
@@ -210,12 +218,28 @@ class Settings(BaseSettings):
     gateway_allow_anonymous: bool = Field(False, description="Let the gateway run without tokens (no authentication at all).")
     gateway_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Largest request body the gateway reads; larger is 413.")
     gateway_max_articles: int = Field(1000, ge=1, description="Most articles (or URLs) in one gateway request; more is 413.")
+    # Per token, shared by every replica through Redis (shared/ratelimit.py). A request may carry up to
+    # gateway_max_articles articles, so 20 requests/s is far beyond what the stages absorb; it stops a runaway loop.
+    gateway_rate_limit: float = Field(
+        20.0, ge=0, description="Requests a second each gateway token may make on average (without tokens: each client address); 0 turns the limit off.")
+    gateway_rate_burst: int = Field(100, ge=1, description="Requests a gateway token may make at once before NEWSFLOW_GATEWAY_RATE_LIMIT applies.")
     # -- the HTTP query API (read-only) --
     api_host: str = Field("127.0.0.1", description="Address the query API listens on (0.0.0.0 in a container).")
     api_port: int = Field(8081, ge=1, le=65535, description="Port the query API listens on.")
     api_tokens: str = Field("", description="Comma-separated read-only bearer tokens the query API accepts (16+ characters each).")
     api_tokens_file: str | None = Field(None, description="File of more query API tokens, one per line (Docker/Kubernetes secrets).")
     api_public: bool = Field(False, description="Let the query API run without tokens: anyone who can reach it reads every article.")
+    # Every API request is a database query (up to 500 rows), so its default is half the gateway's.
+    api_rate_limit: float = Field(
+        10.0, ge=0, description="Requests a second each query API token may make on average (public: each client address); 0 turns the limit off.")
+    api_rate_burst: int = Field(50, ge=1, description="Requests a query API token may make at once before NEWSFLOW_API_RATE_LIMIT applies.")
+    # -- webhook delivery of enriched articles (services/webhook) --
+    webhook_urls: str = Field("", description="Comma-separated http(s) URLs that `newsflow worker webhook` POSTs every enriched article to.")
+    webhook_secret: str = Field(
+        "", repr=False,
+        description="HMAC-SHA256 key(s) signing every webhook, 16+ characters, comma-separated to rotate; NEWSFLOW_WEBHOOK_SECRET_FILE reads it from a file.")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Connect and read timeout of one webhook POST; a timeout is retried.")
+    webhook_concurrency: int = Field(8, ge=1, le=256, description="Webhook POSTs in flight per worker.")
 
     @field_validator("fetch_allowed_ports", mode="before")
     @classmethod

@@ -5,22 +5,27 @@
     GET /v1/stream          new enriched articles as Server-Sent Events, filtered
     GET /healthz            the process is alive
     GET /readyz             the database and Redis answer
+    GET /asyncapi           the AsyncAPI document of every stream (YAML; /asyncapi.json: JSON), no token needed
 
 Every `/v1` route needs `Authorization: Bearer <token>` with a token of NEWSFLOW_API_TOKENS (or
-NEWSFLOW_API_TOKENS_FILE), unless the API was started public (NEWSFLOW_API_PUBLIC=1, no tokens).
+NEWSFLOW_API_TOKENS_FILE), unless the API was started public (NEWSFLOW_API_PUBLIC=1, no tokens), and is counted
+against that token's rate limit (NEWSFLOW_API_RATE_LIMIT, burst NEWSFLOW_API_RATE_BURST; public: per client address):
+over it, 429 with Retry-After. An unexpected error is a bare 500 `internal error`, never a traceback.
 The API never writes: no route does, and the database sessions it opens are read-only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from datetime import datetime
 from typing import Annotated, Any, AsyncIterator
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field, ValidationError
@@ -28,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError
 from services.storage.query import MAX_LIMIT, ArticleQuery, decode_cursor
 from shared.contract import EnrichedArticle
 from shared.logging import get_logger
+from shared.ratelimit import RateLimiter, address_identity, token_identity
 from shared.settings import Settings
 from shared.tokens import TokenConfigError, read_tokens, token_ok
 from shared.topology import Topology
@@ -79,7 +85,8 @@ class Readiness(BaseModel):
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "Bad cursor", 401: "Missing or wrong bearer token", 404: "No such article",
-            422: "Invalid or unknown parameter", 503: "The database or Redis is unavailable; retry (Retry-After)"}
+            422: "Invalid or unknown parameter", 429: "Over this token's rate limit; retry after Retry-After seconds",
+            503: "The database or Redis is unavailable; retry (Retry-After)"}
     return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
 
 
@@ -112,6 +119,12 @@ def known_params(allowed: frozenset[str]) -> Any:
 # -- the app --------------------------------------------------------------------------------------------
 
 
+def asyncapi_document(settings: Settings) -> Any:
+    from shared.asyncapi import asyncapi_document as make  # FastStream's specification code: only when asked
+
+    return make(settings)
+
+
 def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
     """The API's ASGI app. `redis` is a redis.asyncio client and `database` the repository (read-only); their
     owner closes them. `app.state.stopping`, once set, ends every open event stream (graceful shutdown).
@@ -125,13 +138,33 @@ def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
     app.state.open = {"streams": 0}
 
     bearer = HTTPBearer(auto_error=False, description="A read-only token of NEWSFLOW_API_TOKENS.")
+    limiter = RateLimiter(redis, settings.stream_prefix, "api", settings.api_rate_limit, settings.api_rate_burst,
+                          setting="NEWSFLOW_API_RATE_LIMIT")
 
     # `bearer` puts the scheme in the OpenAPI document; the check itself is token_ok's, in constant time.
     async def authenticate(request: Request, _: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if not token_ok(request.headers.get("authorization"), tokens):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
-    auth = [Depends(authenticate)] if tokens else []
+    async def rate_limit(request: Request) -> None:
+        """After authenticate (a wrong token costs no bucket): one token from this caller's bucket."""
+        if not limiter.enabled:
+            return
+        if tokens:
+            who = token_identity(request.headers.get("authorization"))
+        else:
+            who = address_identity(request.client.host if request.client else None)
+        decision = await limiter.check(who)
+        if not decision.allowed:
+            raise HTTPException(429, f"rate limit of {limiter.describe()} exceeded; retry after {decision.retry_after_header()} s",
+                                headers={"Retry-After": decision.retry_after_header()})
+
+    auth = [Depends(authenticate), Depends(rate_limit)] if tokens else [Depends(rate_limit)]
+
+    @app.exception_handler(Exception)
+    async def _crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("api_error", path=request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)
 
     @app.exception_handler(DatabaseUnavailable)
     async def _db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -159,9 +192,21 @@ def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
         ok = all(v == "ok" for v in state.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", **state}, status_code=200 if ok else 503)
 
+    # Public documentation of the streams, generated once (about 0.2 s) on the first request, in a worker thread.
+    document = functools.cache(lambda: asyncapi_document(settings))
+
+    @app.get("/asyncapi", tags=["docs"], summary="The AsyncAPI 3.0 document of every stream (YAML)", response_class=Response,
+             responses={200: {"content": {"application/yaml": {}}}})
+    def asyncapi_yaml() -> Response:
+        return Response(document().to_yaml(), media_type="application/yaml")
+
+    @app.get("/asyncapi.json", tags=["docs"], summary="The AsyncAPI 3.0 document of every stream (JSON)")
+    def asyncapi_json() -> JSONResponse:
+        return JSONResponse(json.loads(document().to_json()))
+
     @app.get(
         "/v1/articles", tags=["articles"], dependencies=[*auth, known_params(ARTICLE_PARAMS)],
-        summary="Search and filter stored articles", response_model=ArticlePage, responses=_errors(400, 401, 422, 503),
+        summary="Search and filter stored articles", response_model=ArticlePage, responses=_errors(400, 401, 422, 429, 503),
         description="Newest first. Every filter that is given must hold. Pages are at most `limit` articles; "
                     "follow `next_cursor` (with the same filters) until it is null.",
     )
@@ -192,7 +237,7 @@ def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
 
     @app.get(
         "/v1/articles/{article_id:path}", tags=["articles"], dependencies=auth,
-        summary="One stored article by id", response_model=EnrichedArticle, responses=_errors(401, 404, 503),
+        summary="One stored article by id", response_model=EnrichedArticle, responses=_errors(401, 404, 429, 503),
     )
     async def get_article(article_id: Annotated[str, Path(max_length=200, description="The article's `id`.")]) -> JSONResponse:
         doc = await database.call("get", article_id)
@@ -217,7 +262,7 @@ def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
 
     @app.get(
         "/v1/stream", tags=["stream"], dependencies=[*auth, known_params(STREAM_PARAMS)], response_class=EventSourceResponse,
-        summary="New enriched articles as Server-Sent Events", responses=_errors(401, 422, 503),
+        summary="New enriched articles as Server-Sent Events", responses=_errors(401, 422, 429, 503),
         description="One event per new article that passes the filters: `id` is its `{prefix}:enriched` entry id, "
                     "`data` the article JSON. Starts after the newest article unless `Last-Event-ID` or `since_id` "
                     "says where to resume; a comment line is sent every 15 s when nothing else is.",

@@ -4,6 +4,11 @@
     POST /v1/fetch      {"url"}, {"urls": [...], "source"}, or an array   -> {prefix}:fetch
     GET  /healthz       the process is alive
     GET  /readyz        Redis answers PING
+    GET  /asyncapi      the AsyncAPI document of every stream (YAML; /asyncapi.json: JSON), no token needed
+
+Every /v1 request needs a bearer token (unless anonymous access is on) and is counted against that token's rate
+limit (NEWSFLOW_GATEWAY_RATE_LIMIT, burst NEWSFLOW_GATEWAY_RATE_BURST; shared/ratelimit.py): over it, 429 with
+Retry-After.
 
 Each request is all or nothing: every item is validated first (parse_raw semantics for articles), and one
 MULTI/EXEC adds one entry per item, so a request is either wholly on the stream (202) or not at all.
@@ -13,15 +18,19 @@ The handlers only read, call validation.py's plain functions and publish.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import re
 import uuid
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from shared import tracing
 from shared.contract import FetchRequest, RawArticle, dump
 from shared.logging import get_logger
+from shared.ratelimit import RateLimiter, address_identity, token_identity
 from shared.settings import Settings
 from shared.topology import Topology
 from shared.transport.runner import is_transient_redis
@@ -45,6 +54,14 @@ _HEADER_VALUE = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as it is cop
 READY_TIMEOUT_S = 2.0
 
 
+class RateLimited(RequestError):
+    """429: this token (or, without tokens, this client address) is over its rate limit."""
+
+    def __init__(self, detail: str, retry_after: str) -> None:
+        super().__init__(429, detail)
+        self.retry_after = retry_after
+
+
 def _body_schema(model: type[Any]) -> dict[str, Any]:
     one = model.model_json_schema()
     return {"oneOf": [one, {"type": "array", "items": one}]}
@@ -57,16 +74,31 @@ def create_app(settings: Settings, redis: Any) -> FastAPI:
     topology = Topology(settings.stream_prefix)
     app = FastAPI(title="newsflow gateway", version="1", description=__doc__)
     app.state.redis = redis
+    # Spans of the articles it puts on a stream (NEWSFLOW_TRACING); off: only their traceparents.
+    tracer = tracing.setup(settings.tracing, "newsflow-gateway")
+    limiter = RateLimiter(redis, settings.stream_prefix, "gateway", settings.gateway_rate_limit,
+                          settings.gateway_rate_burst, setting="NEWSFLOW_GATEWAY_RATE_LIMIT")
 
     async def authenticate(request: Request) -> None:
-        if tokens and not token_ok(request.headers.get("authorization"), tokens):
+        """The token first (a wrong one costs no bucket), then that token's rate limit."""
+        authorization = request.headers.get("authorization")
+        if tokens and not token_ok(authorization, tokens):
             raise RequestError(401, "missing or wrong bearer token")
+        if not limiter.enabled:
+            return
+        who = token_identity(authorization) if tokens else address_identity(request.client.host if request.client else None)
+        decision = await limiter.check(who)
+        if not decision.allowed:
+            raise RateLimited(f"rate limit of {limiter.describe()} exceeded; retry after {decision.retry_after_header()} s",
+                              decision.retry_after_header())
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, exc: RequestError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
         if exc.status == 503:
             headers["Retry-After"] = "5"
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = exc.retry_after
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(Exception)
@@ -100,9 +132,10 @@ def create_app(settings: Settings, redis: Any) -> FastAPI:
         body = await read_body(request, settings.gateway_max_bytes)
         items = decode_items(body, request.headers.get("content-type"), settings.gateway_max_articles)
         articles, bodies, warnings = validate_articles(items, settings.max_body_bytes)
-        entries = await publish(redis, topology.raw, bodies, meta)
+        entries = await publish(redis, topology.raw, bodies, meta, tracer)
         ids = [a.article_id() for a in articles]
-        log.info("gateway_published", stream=topology.raw, count=len(entries), correlation_id=meta["correlation_id"])
+        log.info("gateway_published", stream=topology.raw, count=len(entries), correlation_id=meta["correlation_id"],
+                 trace_id=tracing.trace_id(meta.get("traceparent")))
         out: dict[str, Any] = {"ids": ids, "entries": entries, "correlation_id": meta["correlation_id"]}
         if warnings:
             out["warnings"] = warnings
@@ -122,25 +155,44 @@ def create_app(settings: Settings, redis: Any) -> FastAPI:
         items = fetch_items(decode_json(body, request.headers.get("content-type")))
         check_count(len(items), settings.gateway_max_articles)
         requests = validate_fetch(items)
-        entries = await publish(redis, topology.fetch, [dump(r) for r in requests], meta)
-        log.info("gateway_published", stream=topology.fetch, count=len(entries), correlation_id=meta["correlation_id"])
+        entries = await publish(redis, topology.fetch, [dump(r) for r in requests], meta, tracer)
+        log.info("gateway_published", stream=topology.fetch, count=len(entries), correlation_id=meta["correlation_id"],
+                 trace_id=tracing.trace_id(meta.get("traceparent")))
         return JSONResponse({"entries": entries, "urls": [r.url for r in requests], "correlation_id": meta["correlation_id"]},
                             status_code=202, headers={CORRELATION_HEADER: meta["correlation_id"]})
+
+    # Public documentation of the streams, generated once (about 0.2 s) on the first request, in a worker thread.
+    document = functools.cache(lambda: asyncapi_document(settings))
+
+    @app.get("/asyncapi", tags=["docs"], summary="The AsyncAPI 3.0 document of every stream (YAML)", response_class=Response,
+             responses={200: {"content": {"application/yaml": {}}}})
+    def asyncapi_yaml() -> Response:
+        return Response(document().to_yaml(), media_type="application/yaml")
+
+    @app.get("/asyncapi.json", tags=["docs"], summary="The AsyncAPI 3.0 document of every stream (JSON)")
+    def asyncapi_json() -> JSONResponse:
+        return JSONResponse(json.loads(document().to_json()))
 
     return app
 
 
+def asyncapi_document(settings: Settings) -> Any:
+    from shared.asyncapi import asyncapi_document as make  # FastStream's specification code: only when asked
+
+    return make(settings)
+
+
 def metadata(request: Request) -> dict[str, str]:
-    """The entry fields beside `body`: correlation_id (the header's, or a new one) and traceparent."""
+    """The entry fields beside `body`: correlation_id (the header's, or a new one) and the caller's traceparent
+    when it is a valid W3C one (an invalid one is ignored, as W3C Trace Context says: the articles start new
+    traces); publish() gives each entry its own."""
     meta: dict[str, str] = {}
     given = request.headers.get(CORRELATION_HEADER)
     if given is not None and not _HEADER_VALUE.fullmatch(given):
         raise RequestError(400, f"{CORRELATION_HEADER} must be 1-200 visible ASCII characters")
     meta["correlation_id"] = given or uuid.uuid4().hex
-    traceparent = request.headers.get("traceparent")
+    traceparent = tracing.valid(request.headers.get("traceparent"))
     if traceparent is not None:
-        if not _HEADER_VALUE.fullmatch(traceparent):
-            raise RequestError(400, "traceparent must be 1-200 visible ASCII characters")
         meta["traceparent"] = traceparent
     return meta
 
@@ -166,18 +218,29 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-async def publish(redis: Any, stream: str, bodies: list[str], meta: dict[str, str]) -> list[str]:
-    """One XADD per body in one MULTI/EXEC: the request is on the stream whole or not at all."""
+async def publish(redis: Any, stream: str, bodies: list[str], meta: dict[str, str], tracer: tracing.Tracer | None = None) -> list[str]:
+    """One XADD per body in one MULTI/EXEC: the request is on the stream whole or not at all.
+    Each entry's traceparent: with the caller's (meta["traceparent"]), every article of the request is in the
+    caller's trace; without one, each article starts a trace of its own. Tracing on, each gets a span here."""
     if not bodies:
         return []
+    tracer = tracer or tracing.Tracer()
+    attributes = {"messaging.system": "redis", "messaging.operation.type": "send", "messaging.destination.name": stream,
+                  "messaging.message.conversation_id": meta["correlation_id"], "newsflow.stage": "gateway"}
+    spans = [tracer.ingest(meta.get("traceparent"), f"send {stream}", attributes) for _ in bodies]
     try:
         async with redis.pipeline(transaction=True) as pipe:
-            for body in bodies:
-                pipe.xadd(stream, {"body": body, **meta})
+            for body, span in zip(bodies, spans):
+                pipe.xadd(stream, {"body": body, **meta, "traceparent": span.traceparent})
             ids = await pipe.execute()
     except Exception as exc:
+        for span in spans:
+            tracer.end(span, error=f"not published: {type(exc).__name__}")
         log.warning("gateway_publish_failed", stream=stream, count=len(bodies), error=f"{type(exc).__name__}: {exc}"[:200])
         if is_transient_redis(exc):  # Redis down or refusing writes: the client should retry
             raise RequestError(503, "could not publish to Redis; nothing was published, retry later") from None
         raise RequestError(500, "internal error; nothing was published") from None
-    return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+    entry_ids = [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+    for span, entry_id in zip(spans, entry_ids):
+        tracer.end(span, attributes={"messaging.message.id": entry_id})
+    return entry_ids

@@ -405,3 +405,70 @@ async def test_every_maintenance_path_works_under_each_stage_user(acl):
         finally:
             await client.aclose()
     assert acl.denials() == []
+
+
+async def test_rate_limits_and_webhook_delivery_work_under_their_own_users_only(acl):
+    """The HTTP services' rate limiter (a script on their own `ratelimit:` keys) as the gateway and api users, and
+    the webhook worker's every path (delivery, dead letter, reclaim, heartbeat, purge, trim) as the webhook user."""
+    from services.webhook.app import spec as webhook_spec
+    from services.webhook.delivery import Deliverer, WebhookConfig
+    from shared.ratelimit import GCRA_LUA, RateLimiter
+    from shared.transport.app import redis_client
+    from shared.transport.reclaim import heartbeat, purge_dead_consumers, reclaim_once, trim
+    from shared.transport.runner import StageRunner
+    from tests.integration.test_webhook import SECRET, Receiver
+
+    url = f"redis://127.0.0.1:{acl.port}/0"
+    for surface in ("gateway", "api"):
+        client = redis_client(url, {"username": surface, "password": acl.passwords[surface]})
+        try:
+            limiter = RateLimiter(client, T.prefix, surface, rate=0.5, burst=2)
+            assert [(await limiter.check("t-abc")).allowed for _ in range(3)] == [True, True, False], surface
+        finally:
+            await client.aclose()
+    assert acl.denials() == [], acl.denials()
+    gateway, api = acl.as_user("gateway"), acl.as_user("api")
+    api_key, gateway_key = f"{T.prefix}:ratelimit:api:t-abc", f"{T.prefix}:ratelimit:gateway:t-abc"
+    assert refused(lambda: gateway.register_script(GCRA_LUA)(keys=[api_key], args=[1000, 1])), "the gateway in the API's buckets"
+    assert refused(lambda: api.register_script(GCRA_LUA)(keys=[gateway_key], args=[1000, 1]))
+    assert refused(lambda: gateway.get(T.raw)) and refused(lambda: api.set(T.enriched, "x")), "GET and SET on their buckets only"
+    assert refused(lambda: gateway.register_script("return redis.call('DEL', KEYS[1])")(keys=[gateway_key]))
+    acl.admin().acl_log_reset()
+
+    admin = acl.admin()
+    rx = Receiver(lambda n: 400 if n == 1 else 200)  # the second POST is refused for good: a dead letter
+    settings = Settings(stream_prefix=T.prefix, claim_idle_ms=10, consumer_idle_purge_ms=1000, stream_retention_s=0,
+                        webhook_urls=rx.url(), webhook_secret=SECRET, redis_username="webhook", redis_password=acl.passwords["webhook"])
+    deliverer = Deliverer(WebhookConfig.from_settings(settings), T.enriched)
+    client = redis_client(url, settings.redis_credentials())
+    runner = StageRunner(webhook_spec(deliverer), settings, client, consumer="me")
+    try:
+        await runner.ensure_groups()
+        for n in range(3):
+            admin.xadd(T.enriched, {"body": json.dumps({"id": f"acl-wh-{n}"})})
+        await client.xreadgroup(runner.group, "dead", {runner.input_stream: ">"})
+        await asyncio.sleep(0.05)  # past claim_idle_ms
+        assert await reclaim_once(runner) == 3
+        assert len(rx.hits) == 3 and admin.xlen(T.dlq) == 1
+        assert admin.xpending(T.enriched, runner.group)["pending"] == 0
+        runner.in_flight.add("0-1")
+        await heartbeat(runner)
+        runner.in_flight.clear()
+        removed: list[str] = []
+        for _ in range(100):
+            removed.extend(await purge_dead_consumers(runner))
+            if "dead" in removed:
+                break
+            await asyncio.sleep(0.1)
+        assert "dead" in removed
+        await trim(runner)
+    finally:
+        await deliverer.aclose()
+        await client.aclose()
+        rx.close()
+    assert acl.denials() == [], f"the webhook user was refused something: {acl.denials()}"
+    webhook = acl.as_user("webhook")
+    for stream in (T.raw, T.cleaned, T.classified, T.enriched, T.fetch):
+        assert refused(lambda: webhook.xadd(stream, {"body": "{}"})), f"webhook may XADD {stream}"
+    assert refused(lambda: webhook.xrange(T.raw)) and refused(lambda: webhook.xdel(T.enriched, "0-1"))
+    assert refused(lambda: webhook.hset(T.stream("errors:storage"), "1-1", "x"))

@@ -41,6 +41,11 @@ K8S = ROOT / "deploy" / "k8s"
 
 # Variables of the postgres image, not newsflow settings, allowed in compose and .env.example.
 POSTGRES_IMAGE_VARS = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_INITDB_ARGS", "PGDATA"}
+# The monitoring profile: Grafana's own variables (GF_<section>_<key>, its configuration) in its service, and the
+# one .env variable compose fills its admin password from.
+GRAFANA_VAR_PREFIX = "GF_"
+MONITORING_ENV_VARS = {"GRAFANA_ADMIN_PASSWORD"}
+MONITORING = ("prometheus", "grafana")
 # Variables the Dockerfile may set for Python and pip themselves.
 RUNTIME_VARS_PREFIXES = ("PYTHON", "PIP_")
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -50,6 +55,9 @@ GATEWAY = "gateway"  # the HTTP push gateway: deployed like a stage, but no stre
 API = "api"  # the read-only HTTP query API: deployed like the gateway
 HTTP_SERVICES = (GATEWAY, API)
 DEPLOYED = (*STAGES, GATEWAY, API)
+# Webhook delivery: a stage worker on enriched, in compose under its own profile only (no Kubernetes manifest yet:
+# its egress goes to receivers that only the operators know, which the NetworkPolicy would have to name).
+WEBHOOK = "webhook"
 
 
 def gateway_routes() -> set[str]:
@@ -593,14 +601,14 @@ def image_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_compose_has_every_service(compose):
     assert set(compose["services"]) >= {"redis", "postgres", "migrate", *DEPLOYED}
-    assert set(image_services(compose)) == {"migrate", *DEPLOYED}
+    assert set(image_services(compose)) == {"migrate", *DEPLOYED, WEBHOOK}
 
 
 def test_compose_commands_are_real_cli_commands(compose):
     for name, svc in image_services(compose).items():
         assert isinstance(svc.get("command"), list), f"{name}: command must be an exec-form list"
         args = cli_args(svc["command"])
-        if name in DEPLOYED:
+        if name in (*DEPLOYED, WEBHOOK):
             assert (args.command, args.stage) == ("worker", name), f"{name} runs {svc['command']}"
         else:
             assert (args.command, args.action) == ("db", "migrate")
@@ -649,6 +657,20 @@ def test_compose_worker_healthchecks_hit_healthz_on_the_metrics_port(compose, wo
         parts = urlsplit(url)
         assert parts.hostname == "127.0.0.1" and parts.port == settings.metrics_port, f"{stage}: {url}"
         assert parts.path == "/healthz" and worker_paths(parts.path), f"{stage}: {url} is not a worker path"
+
+
+def test_compose_webhook_is_a_worker_under_its_own_profile(compose, worker_paths, monkeypatch):
+    svc = compose["services"][WEBHOOK]
+    assert svc["profiles"] == [WEBHOOK], "it refuses to start without URLs and a secret: only when asked for"
+    env = {k: v for k, v in env_mapping(svc["environment"]).items() if v is not None}
+    assert not {"NEWSFLOW_WEBHOOK_URLS", "NEWSFLOW_WEBHOOK_SECRET"} & set(env), "URLs and the secret come from .env"
+    settings = settings_from({k: interpolate(v) for k, v in env.items() if k in KNOWN}, monkeypatch)
+    assert settings.metrics_host == "0.0.0.0" and settings.metrics_port > 0
+    (url,) = re.findall(r"'(http://[^']+)'", svc["healthcheck"]["test"][3])
+    assert urlsplit(url).port == settings.metrics_port and worker_paths(urlsplit(url).path) and urlsplit(url).path == "/healthz"
+    assert svc["depends_on"]["redis"]["condition"] == "service_healthy" and "ports" not in svc
+    assert svc["restart"] == "unless-stopped" and duration_s(svc["stop_grace_period"]) > DEFAULT_SHUTDOWN_S
+    assert svc["deploy"]["replicas"] == 1 and svc["deploy"]["resources"]["limits"]["memory"]
 
 
 @pytest.mark.parametrize("service", HTTP_SERVICES)
@@ -707,6 +729,8 @@ def test_compose_environment_names_are_settings(compose):
     for name, svc in compose["services"].items():
         env = env_mapping(svc.get("environment"))
         for var in env:
+            if name == "grafana" and var.startswith(GRAFANA_VAR_PREFIX):
+                continue
             assert var in KNOWN or var in SECRET_FILES or var in POSTGRES_IMAGE_VARS, f"{name}: {var} is not a newsflow setting"
         if name in image_services(compose):
             assert {"REDIS_URL", "DATABASE_URL"} <= set(env), f"{name}: set REDIS_URL and DATABASE_URL"
@@ -740,13 +764,146 @@ def test_compose_matches_the_compose_spec_schema(compose):
     assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
 
 
+# -- docker-compose.yml: the monitoring profile (Prometheus, Grafana) ------------------------------------
+
+PROMETHEUS_CONF = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
+
+
+def bind_mounts(svc: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> the repository file or folder bind-mounted there (./relative sources only)."""
+    out: dict[str, Path] = {}
+    for volume in svc.get("volumes", []):
+        if isinstance(volume, dict):
+            source, target = volume.get("source", ""), volume["target"]
+        else:
+            source, target = str(volume).split(":")[:2]
+        if source.startswith("./"):
+            out[target] = ROOT / source[2:]
+    return out
+
+
+def named_volumes(svc: dict[str, Any]) -> dict[str, str]:
+    """Container path -> named volume."""
+    out = {}
+    for volume in svc.get("volumes", []):
+        source, target = (volume.get("source", ""), volume["target"]) if isinstance(volume, dict) else str(volume).split(":")[:2]
+        if source and not source.startswith((".", "/")):
+            out[target] = source
+    return out
+
+
+def flag(command: list[str], name: str, default: str) -> str:
+    """`--name=value` (or `--name value`) of a container command, else the image's default."""
+    for i, arg in enumerate(command):
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+        if arg == name:
+            return command[i + 1]
+    return default
+
+
+def test_monitoring_services_are_only_in_the_monitoring_profile(compose):
+    services = compose["services"]
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    for name, svc in services.items():
+        if name in MONITORING:
+            assert svc["profiles"] == ["monitoring"], f"{name}: only with `--profile monitoring`"
+            assert svc["restart"] == "unless-stopped"
+            limits = svc["deploy"]["resources"]["limits"]
+            assert float(limits["cpus"]) > 0 and re.fullmatch(r"\d+[kKmMgG]?", str(limits["memory"]))
+            assert all(str(p).startswith("127.0.0.1:") for p in svc["ports"]), f"{name}: loopback only, it has no TLS"
+        else:
+            assert "monitoring" not in svc.get("profiles", []), f"{name} is not a monitoring service"
+
+
+def test_monitoring_mounts_exist_where_prometheus_and_grafana_read_them(compose):
+    prom = compose["services"]["prometheus"]
+    mounts = bind_mounts(prom)
+    config_path = flag(prom.get("command", []), "--config.file", "/etc/prometheus/prometheus.yml")
+    assert mounts[config_path] == PROMETHEUS_CONF and PROMETHEUS_CONF.is_file()
+    conf = yaml.safe_load(PROMETHEUS_CONF.read_text())
+    for rule_file in conf["rule_files"]:  # relative to the config file's folder, inside the container as here
+        target = str(Path(config_path).parent / rule_file)
+        assert target in mounts, f"{rule_file} is not mounted beside the config ({target})"
+        assert mounts[target] == PROMETHEUS_CONF.parent / rule_file and mounts[target].is_file()
+    storage = flag(prom.get("command", []), "--storage.tsdb.path", "/prometheus")
+    assert named_volumes(prom).get(storage) in compose["volumes"], "the TSDB must be on a named volume"
+
+    grafana = compose["services"]["grafana"]
+    mounts = bind_mounts(grafana)
+    env = env_mapping(grafana.get("environment"))
+    provisioning = env.get("GF_PATHS_PROVISIONING") or "/etc/grafana/provisioning"
+    assert mounts[provisioning] == GRAFANA_PROVISIONING
+    for kind in ("datasources", "dashboards"):
+        assert list((GRAFANA_PROVISIONING / kind).glob("*.yml")), f"no {kind} provisioning file"
+    providers = [p for f in (GRAFANA_PROVISIONING / "dashboards").glob("*.yml") for p in yaml.safe_load(f.read_text())["providers"]]
+    for provider in providers:
+        folder = provider["options"]["path"]
+        assert folder in mounts, f"the dashboards provider reads {folder}, which nothing mounts"
+        assert list(mounts[folder].glob("*.json")), f"no dashboard in {mounts[folder]}"
+    home = env.get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home:
+        folder, name = home.rsplit("/", 1)
+        assert (mounts[folder] / name).is_file(), home
+    data = env.get("GF_PATHS_DATA") or "/var/lib/grafana"
+    assert named_volumes(grafana).get(data) in compose["volumes"], "Grafana's database must be on a named volume"
+
+
+def test_grafana_datasource_is_the_compose_prometheus(compose):
+    prom = compose["services"]["prometheus"]
+    listen = flag(prom.get("command", []), "--web.listen-address", "0.0.0.0:9090")
+    for f in (GRAFANA_PROVISIONING / "datasources").glob("*.yml"):
+        for ds in yaml.safe_load(f.read_text())["datasources"]:
+            if ds["type"] == "prometheus":
+                url = urlsplit(ds["url"])
+                assert url.hostname == "prometheus" and url.hostname in compose["services"]
+                assert url.port == int(listen.rsplit(":", 1)[1])
+    assert compose["services"]["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_prometheus_scrape_targets_are_the_stage_services_on_their_metrics_port(compose, monkeypatch):
+    services = compose["services"]
+    conf = yaml.safe_load(PROMETHEUS_CONF.read_text())
+    targets: list[tuple[str, int]] = []
+    for job in conf["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            targets += [(name, int(sd["port"])) for name in sd["names"]]
+        for static in job.get("static_configs", []):
+            targets += [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in static["targets"]]
+    assert {name for name, _ in targets} == set(STAGES), "every stage worker, and only they, serve /metrics"
+    for name, port in targets:
+        assert name in services, f"scrape target {name} is not a compose service"
+        args = cli_args(services[name]["command"])
+        assert (args.command, args.stage) == ("worker", name)
+        env = {k: v for k, v in env_mapping(services[name]["environment"]).items() if v is not None}
+        settings = settings_from({k: interpolate(v) for k, v in env.items() if k in KNOWN}, monkeypatch)
+        assert port == settings.metrics_port and settings.metrics_host == "0.0.0.0", f"{name}: scraped on {port}"
+    assert set(services["prometheus"].get("profiles", [])) == set(services["grafana"].get("profiles", []))
+
+
+def test_monitoring_healthchecks_ask_their_own_health_endpoints(compose):
+    expected = {"prometheus": ("9090", ("/-/ready", "/-/healthy")), "grafana": ("3000", ("/api/health",))}
+    for name, (port, paths) in expected.items():
+        hc = compose["services"][name]["healthcheck"]
+        test = hc["test"]
+        assert test[0] in ("CMD", "CMD-SHELL") and not hc.get("disable")
+        (url,) = [a for a in test if "http://" in a] or re.findall(r"http://\S+", " ".join(test))
+        parts = urlsplit(url)
+        assert parts.hostname == "127.0.0.1" and str(parts.port) == port and parts.path in paths, url
+        assert any(str(p).endswith(f":{port}") for p in compose["services"][name]["ports"])
+        assert duration_s(hc["interval"]) > 0 and hc["retries"] >= 1
+
+
 # -- .env.example ----------------------------------------------------------------------------------------
 
 
 def test_env_example_has_only_real_settings_and_lists_them_all(monkeypatch):
     active, commented = dotenv(ENV_EXAMPLE)
     for var in {**active, **commented}:
-        assert var in KNOWN or var in SECRET_FILES or var in POSTGRES_IMAGE_VARS, f".env.example: {var} is not a newsflow setting"
+        assert var in KNOWN or var in SECRET_FILES or var in POSTGRES_IMAGE_VARS or var in MONITORING_ENV_VARS, \
+            f".env.example: {var} is not a newsflow setting"
     listed = {KNOWN[v] for v in {**active, **commented} if v in KNOWN}
     assert listed == set(Settings.model_fields), f"not in .env.example: {set(Settings.model_fields) - listed}"
     assert "NEWSFLOW_CONSUMER" not in active, "a consumer name in .env would be shared by every replica"

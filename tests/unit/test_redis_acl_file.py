@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.ratelimit import GCRA_LUA
 from shared.topology import STAGES, Topology
 from shared.transport.commit import COMMIT_LUA
 from shared.transport.reclaim import PURGE_LUA
@@ -26,7 +27,7 @@ from shared.transport.reclaim import PURGE_LUA
 ROOT = Path(__file__).resolve().parents[2]
 ACL_DIR = ROOT / "deploy" / "redis"
 TEMPLATE = (ACL_DIR / "users.acl").read_text()
-USERS = {"default", "healthcheck", *STAGES, "gateway", "api", "ops", "keda"}
+USERS = {"default", "healthcheck", *STAGES, "webhook", "gateway", "api", "ops", "keda"}
 
 # Commands that only read their keys (Redis' own key specs say RO); every other one needs read and write.
 READ_ONLY = {"xrange", "xrevrange", "xlen", "xread", "xinfo|groups", "xinfo|stream", "xinfo|consumers", "xpending",
@@ -171,8 +172,8 @@ def test_nobody_administers_the_server_or_runs_keyed_danger_outside_its_own_keys
                     "other-app:data", "anything"):
             for command in KEYED_DANGER:
                 allowed = user.allows(command, [key])
-                own_input = name in STAGES and key == Topology().input_of(name) and command in (
-                    "xack", "xclaim", "xautoclaim", "xtrim")
+                own_input = command in ("xack", "xclaim", "xautoclaim", "xtrim") and (
+                    (name in STAGES and key == Topology().input_of(name)) or (name == "webhook" and key == "newsflow:enriched"))
                 storage_trim = name == "storage" and key == "newsflow:enriched" and command == "xtrim"
                 assert not allowed or own_input or storage_trim, f"{name} may {command} {key}"
 
@@ -214,6 +215,62 @@ def test_each_stage_covers_its_streams_and_writes_no_other(prefix):
     storage = users["storage"]
     for command in ("xinfo|groups", "xpending", "xtrim"):
         assert storage.allows(command, [t.enriched]), f"storage trims enriched for downstream groups: {command}"
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_the_webhook_worker_reads_enriched_in_its_group_and_writes_only_the_dlq(prefix):
+    t = Topology(prefix)
+    users = rendered_users(prefix)
+    webhook = users["webhook"]
+    errors = f"{prefix}:errors:webhook"
+    for command in ("xreadgroup", "xack", "xautoclaim", "xclaim", "xpending", "xrange", "xinfo|groups",
+                    "xinfo|consumers", "xgroup|create", "xgroup|delconsumer", "xtrim"):
+        assert webhook.allows(command, [t.enriched]), f"webhook: {command} {t.enriched}"
+    assert webhook.allows("hmget", [errors]) and webhook.allows("ping") and webhook.allows("script|load")
+    # The commit script with no output stream: the DLQ stands in as KEYS[2] (shared/transport/runner.py).
+    commit = [t.enriched, t.dlq, t.dlq, errors]
+    assert webhook.allows("evalsha", commit)
+    for command, index in script_calls(COMMIT_LUA):
+        assert webhook.allows(command, [commit[index - 1]]), f"webhook: the commit script's {command} KEYS[{index}]"
+    for command, index in script_calls(PURGE_LUA):
+        assert webhook.allows(command, [[t.enriched][index - 1]]), f"webhook: the purge script's {command}"
+    for stream in (t.enriched, t.dlq):
+        assert webhook.allows("xlen", [stream]) and webhook.allows("xinfo|groups", [stream])
+    for stream in t.all_streams():
+        assert webhook.allows("xadd", [stream]) == (stream == t.dlq), f"webhook: XADD {stream}"
+        if stream != t.enriched:
+            assert not webhook.allows("xreadgroup", [stream]) and not webhook.allows("xack", [stream])
+    for stage in STAGES:
+        assert not webhook.allows("hset", [f"{prefix}:errors:{stage}"])
+        assert not users[stage].allows("hset", [errors])
+    assert not webhook.allows("xdel", [t.enriched]) and not webhook.allows("del", [t.enriched])
+
+
+def gcra_calls() -> list[str]:
+    """The commands of the rate-limit script: TIME (no key), then GET and SET of KEYS[1]."""
+    calls = [c.lower() for c in re.findall(r"redis\.call\('(\w+)'", GCRA_LUA)]
+    assert len(calls) == GCRA_LUA.count("redis.call(")
+    assert set(calls) == {"time", "get", "set"}, calls
+    return calls
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_the_gateway_and_the_api_each_keep_their_own_rate_limit_buckets(prefix):
+    from shared.ratelimit import RateLimiter
+
+    users = rendered_users(prefix)
+    for surface in ("gateway", "api"):
+        key = RateLimiter(None, prefix, surface, 10, 5).key("t-0123abcd")
+        user = users[surface]
+        assert user.allows("script|load") and user.allows("evalsha", [key]), f"{surface}: its limiter script"
+        for command in gcra_calls():
+            assert user.allows(command, [] if command == "time" else [key]), f"{surface}: {command} in the limiter script"
+        other = "api" if surface == "gateway" else "gateway"
+        assert not users[other].allows("set", [key]) and not users[other].allows("evalsha", [key]), f"{other} touches {key}"
+        for name, u in users.items():
+            if name != surface:
+                assert not u.allows("get", [key]) and not u.allows("set", [key]), f"{name} touches {key}"
+        assert not user.allows("set", [f"{prefix}:raw"]) and not user.allows("get", [f"{prefix}:dedup:exact:x"])
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
@@ -261,7 +318,9 @@ def test_every_key_namespace_in_the_code_has_an_owner():
     users = rendered_users()
     for namespace in sorted(found):
         if namespace == "errors:":  # {prefix}:errors:{stage}, one per stage
-            keys = [f"newsflow:errors:{stage}" for stage in STAGES]
+            keys = [f"newsflow:errors:{stage}" for stage in (*STAGES, "webhook")]
+        elif namespace == "ratelimit:":  # {prefix}:ratelimit:{surface}:{caller}, one surface per HTTP service
+            keys = ["newsflow:ratelimit:gateway:t-x", "newsflow:ratelimit:api:t-x"]
         else:
             keys = [f"newsflow:{namespace}x" if namespace.endswith(":") else f"newsflow:{namespace}"]
         for key in keys:
@@ -354,7 +413,7 @@ def test_compose_gives_each_service_its_own_user_and_secret():
     users = parse(TEMPLATE)
     assert "/run/secrets/redis-acl" in compose["services"]["redis"]["command"]
     assert "redis-acl" in compose["services"]["redis"]["secrets"]
-    for name in (*STAGES, "gateway", "api"):
+    for name in (*STAGES, "webhook", "gateway", "api"):
         svc = compose["services"].get(name)
         if svc is None:
             continue
