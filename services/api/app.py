@@ -17,8 +17,6 @@ The API never writes: no route does, and the database sessions it opens are read
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 from datetime import datetime
 from typing import Annotated, Any, AsyncIterator
 
@@ -34,6 +32,7 @@ from services.storage.query import MAX_LIMIT, ArticleQuery, decode_cursor
 from shared.contract import EnrichedArticle
 from shared.logging import get_logger
 from shared.ratelimit import RateLimiter, address_identity, token_identity
+from shared.http_docs import add_asyncapi_routes
 from shared.settings import Settings
 from shared.tokens import TokenConfigError, read_tokens, token_ok
 from shared.topology import Topology
@@ -119,12 +118,6 @@ def known_params(allowed: frozenset[str]) -> Any:
 # -- the app --------------------------------------------------------------------------------------------
 
 
-def asyncapi_document(settings: Settings) -> Any:
-    from shared.asyncapi import asyncapi_document as make  # FastStream's specification code: only when asked
-
-    return make(settings)
-
-
 def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
     """The API's ASGI app. `redis` is a redis.asyncio client and `database` the repository (read-only); their
     owner closes them. `app.state.stopping`, once set, ends every open event stream (graceful shutdown).
@@ -192,17 +185,7 @@ def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
         ok = all(v == "ok" for v in state.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", **state}, status_code=200 if ok else 503)
 
-    # Public documentation of the streams, generated once (about 0.2 s) on the first request, in a worker thread.
-    document = functools.cache(lambda: asyncapi_document(settings))
-
-    @app.get("/asyncapi", tags=["docs"], summary="The AsyncAPI 3.0 document of every stream (YAML)", response_class=Response,
-             responses={200: {"content": {"application/yaml": {}}}})
-    def asyncapi_yaml() -> Response:
-        return Response(document().to_yaml(), media_type="application/yaml")
-
-    @app.get("/asyncapi.json", tags=["docs"], summary="The AsyncAPI 3.0 document of every stream (JSON)")
-    def asyncapi_json() -> JSONResponse:
-        return JSONResponse(json.loads(document().to_json()))
+    add_asyncapi_routes(app, settings)  # public documentation of the streams
 
     @app.get(
         "/v1/articles", tags=["articles"], dependencies=[*auth, known_params(ARTICLE_PARAMS)],

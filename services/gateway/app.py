@@ -18,8 +18,6 @@ The handlers only read, call validation.py's plain functions and publish.
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import re
 import uuid
 from typing import Any
@@ -31,6 +29,7 @@ from shared import tracing
 from shared.contract import FetchRequest, RawArticle, dump
 from shared.logging import get_logger
 from shared.ratelimit import RateLimiter, address_identity, token_identity
+from shared.http_docs import add_asyncapi_routes
 from shared.settings import Settings
 from shared.topology import Topology
 from shared.transport.runner import is_transient_redis
@@ -161,25 +160,9 @@ def create_app(settings: Settings, redis: Any) -> FastAPI:
         return JSONResponse({"entries": entries, "urls": [r.url for r in requests], "correlation_id": meta["correlation_id"]},
                             status_code=202, headers={CORRELATION_HEADER: meta["correlation_id"]})
 
-    # Public documentation of the streams, generated once (about 0.2 s) on the first request, in a worker thread.
-    document = functools.cache(lambda: asyncapi_document(settings))
-
-    @app.get("/asyncapi", tags=["docs"], summary="The AsyncAPI 3.0 document of every stream (YAML)", response_class=Response,
-             responses={200: {"content": {"application/yaml": {}}}})
-    def asyncapi_yaml() -> Response:
-        return Response(document().to_yaml(), media_type="application/yaml")
-
-    @app.get("/asyncapi.json", tags=["docs"], summary="The AsyncAPI 3.0 document of every stream (JSON)")
-    def asyncapi_json() -> JSONResponse:
-        return JSONResponse(json.loads(document().to_json()))
+    add_asyncapi_routes(app, settings)  # public documentation of the streams
 
     return app
-
-
-def asyncapi_document(settings: Settings) -> Any:
-    from shared.asyncapi import asyncapi_document as make  # FastStream's specification code: only when asked
-
-    return make(settings)
 
 
 def metadata(request: Request) -> dict[str, str]:
