@@ -4,10 +4,12 @@
                              [--cleaners 1] [--classifiers 1] [--database sqlite|postgresql]
 
 Input: real news pages (the 181 of ../shared/benchdata/article-extraction, or --data; the bundled HTML sample when
-absent) and plain wire copy built from the bundled sample texts in services/samples (and the shared AP story when
-present), each copy under a new id with a numbered sentence after its first paragraph (so it is a new article, a
-near duplicate of its template, as rewritten wire copy is), mixed in a fixed random order, --html-share of them
-pages. The cleaner, classifier and storage run as separate `newsflow worker` processes (NEWSFLOW_METRICS_PORT=0),
+absent) and plain wire copy: the bundled sample texts in services/samples (and the shared AP story when present),
+cycled under new ids and mixed in a fixed random order, --html-share of them pages. A repeated text or page is an
+exact duplicate of its first copy: the cleaner marks it (it is stored and announced like any article) and spares
+it the near-duplicate check, about 2 ms an article for distinct stories. (Copies altered by a sentence each would
+all be near duplicates of five stories, whose shared index buckets grow with every copy: a worst case, not mixed
+input.) The cleaner, classifier and storage run as separate `newsflow worker` processes (NEWSFLOW_METRICS_PORT=0),
 on SQLite in a temp folder, or with --database postgresql on DATABASE_URL (else the local test database) in a
 fresh schema dropped at the end. Uses REDIS_URL, or an embedded Redis in a temp folder.
 
@@ -20,7 +22,10 @@ fresh schema dropped at the end. Uses REDIS_URL, or an embedded Redis in a temp 
    p50/p95/p99 printed for plain-text and HTML articles apart. The producer's worst lag behind its schedule is
    printed too: when it is not small, the load was not what it says.
 3. Memory: every worker's RSS (with any child processes) sampled with psutil every 0.2 s through all phases;
-   printed at start (warmed up, idle) and at its peak.
+   printed at start (warmed up, idle) and at its peak in each phase, so growth from phase to phase shows.
+
+After each phase, the CPU each worker used (a share of one core) and the whole machine's (of all its cores): on a
+shared machine, other work shows there, and a stage near 100% is the bottleneck.
 """
 
 from __future__ import annotations
@@ -72,12 +77,6 @@ def html_templates(data: Path) -> list[dict[str, Any]]:
     return [{"html": a["html"]} for p in sorted(SAMPLES.glob("*.htm*")) for a in articles_from_file(p, "bench")]
 
 
-def wire_copy(template: dict[str, Any], i: int) -> dict[str, Any]:
-    head, sep, rest = template["text"].partition("\n\n")
-    text = f"{head}\n\nThe desk filed this version as story {i} at {i % 24:02d}:{i % 60:02d}.{sep}{rest}"
-    return {**template, "text": text}
-
-
 @dataclass
 class Input:
     wire: list[dict[str, Any]]
@@ -96,7 +95,7 @@ class Input:
                 item = {**self.pages[k % len(self.pages)], "source": "bench-web"}
                 kind = "html"
             else:
-                item = wire_copy(self.wire[k % len(self.wire)], k)
+                item = dict(self.wire[k % len(self.wire)])
                 kind = "text"
             item.update(id=f"{tag}-{kind}-{k}", url=item.get("url") or f"https://bench.example/{tag}/{k}")
             out.append((kind, json.dumps(item)))
@@ -106,7 +105,8 @@ class Input:
 # -- measurement --------------------------------------------------------------------------------------
 
 class RssSampler(threading.Thread):
-    """Peak RSS (the process and its children) per worker, sampled every `interval` seconds."""
+    """RSS (the process and its children) per worker, sampled every `interval` seconds: at start, and the peak of
+    each phase (`phase()` closes one)."""
 
     def __init__(self, procs: dict[str, int], interval: float = 0.2) -> None:
         super().__init__(daemon=True)
@@ -114,6 +114,8 @@ class RssSampler(threading.Thread):
         self.interval = interval
         self.first: dict[str, int] = {}
         self.peak: dict[str, int] = {name: 0 for name in procs}
+        self.phases: list[tuple[str, dict[str, int]]] = []
+        self.lock = threading.Lock()
         self.done = threading.Event()
 
     def sample(self) -> None:
@@ -122,12 +124,43 @@ class RssSampler(threading.Thread):
                 rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
             except psutil.Error:
                 continue  # gone: the worker check reports it
-            self.first.setdefault(name, rss)
-            self.peak[name] = max(self.peak[name], rss)
+            with self.lock:
+                self.first.setdefault(name, rss)
+                self.peak[name] = max(self.peak[name], rss)
+
+    def phase(self, label: str) -> None:
+        self.sample()
+        with self.lock:
+            self.phases.append((label, dict(self.peak)))
+            self.peak = {name: 0 for name in self.procs}
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
             self.sample()
+
+
+class CpuUse:
+    """CPU used by each worker (with children) and by the whole machine between `start()` and `line()`."""
+
+    def __init__(self, procs: dict[str, int]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in procs.items()}
+
+    def _cpu(self, proc: psutil.Process) -> float:
+        try:
+            return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
+        except psutil.Error:
+            return 0.0
+
+    def start(self) -> None:
+        psutil.cpu_percent(None)
+        self.at = time.perf_counter()
+        self.before = {name: self._cpu(p) for name, p in self.procs.items()}
+
+    def line(self) -> str:
+        machine = psutil.cpu_percent(None) * (psutil.cpu_count() or 1)
+        wall = time.perf_counter() - self.at
+        used = ", ".join(f"{name} {(self._cpu(p) - self.before[name]) / wall:.0%}" for name, p in self.procs.items())
+        return f"CPU: {used}; whole machine {machine:.0f}% of {100 * (psutil.cpu_count() or 1)}%"
 
 
 def entry_ms(entry_id: bytes | str) -> int:
@@ -221,6 +254,7 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> None:
         sampler = RssSampler({name: proc.pid for name, proc in workers.procs})
         sampler.sample()
         sampler.start()
+        cpu = CpuUse({name: proc.pid for name, proc in workers.procs})
         print(f"pipeline benchmark: {', '.join(f'{s} x{c}' for s, c in stages)} as separate processes, {db_name}; "
               f"redis {r.info()['redis_version']}, {os.cpu_count()} cores")
         print(f"input: {args.html_share:.0%} real HTML pages ({len(source.pages)} distinct), the rest plain wire copy "
@@ -229,15 +263,18 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> None:
         # 1. capacity
         bodies = [body for _, body in source.bodies(args.articles, "cap")]
         base = out_count(r, prefix)
+        cpu.start()
         start = time.perf_counter()
         push(r, f"{prefix}:raw", bodies)
         wait_out(r, prefix, base + len(bodies), workers, timeout=max(300.0, args.articles))
         seconds = time.perf_counter() - start
         capacity = len(bodies) / seconds
         print(f"capacity: {len(bodies)} articles in {seconds:.1f} s: {capacity:.1f} articles/s")
+        print(f"  {cpu.line()}")
+        sampler.phase("capacity")
 
         # 2. latency under open-loop load
-        print(f"end-to-end latency (ms), raw entry added -> enriched entry added:")
+        print("end-to-end latency (ms), raw entry added -> enriched entry added:")
         print(f"  {'load':<26} {'kind':<11} {'articles':>8} {'p50':>7} {'p95':>7} {'p99':>7}")
         for load in args.loads:
             rate = capacity * load / 100
@@ -245,6 +282,7 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> None:
             bodies_k = source.bodies(n, f"load{load}")
             after = last_id(r, f"{prefix}:enriched")
             base = out_count(r, prefix)
+            cpu.start()
             sent, worst = open_loop(r, prefix, bodies_k, rate)
             wait_out(r, prefix, base + n, workers, timeout=max(300.0, 2 * args.duration))
             arrived = enriched_times(r, prefix, after)
@@ -261,14 +299,17 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> None:
             missing = [i for i in sent if i not in arrived]
             note = f", {len(missing)} dead-lettered (not counted)" if missing else ""
             print(f"  {'':<26} producer's worst lag behind schedule {worst * 1000:.0f} ms{note}")
+            print(f"  {'':<26} {cpu.line()}")
+            sampler.phase(f"{load}%")
 
         # 3. memory
         sampler.done.set()
         sampler.join()
-        sampler.sample()
-        print("peak RSS per worker (MB, with children; sampled every 0.2 s through every phase):")
+        print("RSS per worker (MB, with children; sampled every 0.2 s): at start, and the peak of each phase")
+        print(f"  {'worker':<14} {'start':>8}" + "".join(f"{label:>10}" for label, _ in sampler.phases))
         for name, _ in workers.procs:
-            print(f"  {name:<14} start {sampler.first.get(name, 0) / 2**20:7.1f}   peak {sampler.peak[name] / 2**20:7.1f}")
+            row = "".join(f"{peak[name] / 2**20:10.1f}" for _, peak in sampler.phases)
+            print(f"  {name:<14} {sampler.first.get(name, 0) / 2**20:8.1f}{row}")
     finally:
         if sampler is not None:
             sampler.done.set()

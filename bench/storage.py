@@ -178,7 +178,7 @@ async def pg_methods(url: str) -> tuple[dict[str, Callable[[list[Row], int], Awa
     await conn.execute(PLAIN_PG)
 
     async def repository(rows: list[Row], size: int) -> float:
-        await conn.execute("TRUNCATE articles, article_topics, article_places")
+        await conn.execute("TRUNCATE articles CASCADE")  # topics, places and sources go with it
         start = time.perf_counter()
         for batch in batches(rows, size):
             await repo.upsert_many(batch)
@@ -201,7 +201,7 @@ async def pg_methods(url: str) -> tuple[dict[str, Callable[[list[Row], int], Awa
         return time.perf_counter() - start
 
     async def schema_executemany(rows: list[Row], size: int) -> float:
-        await conn.execute("TRUNCATE articles, article_topics, article_places")
+        await conn.execute("TRUNCATE articles CASCADE")  # topics, places and sources go with it
         start = time.perf_counter()
         for batch in batches(rows, size):
             async with conn.transaction():
@@ -316,7 +316,7 @@ async def amain(args: argparse.Namespace) -> int:
             finally:
                 version = await pg_schema(base, False, schema)
             header()
-            print_table(f"postgresql", results["postgresql"], sizes, list(methods))
+            print_table("postgresql", results["postgresql"], sizes, list(methods))
             print(f"  (PostgreSQL {version} at {base.split('@')[-1].split('?')[0]}, schema {schema}, dropped)")
     if "sqlite" in backends:
         with tempfile.TemporaryDirectory(prefix="newsflow-bench-") as folder:
