@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -313,12 +314,15 @@ class StageRunner:
 
     def _count(self, outcomes: list[Outcome]) -> None:
         self.counters.batches += 1
+        debug = log.is_enabled_for(logging.DEBUG)
         for o in outcomes:
             if o.output is not None:
-                # The common case stays cheap: no context binding for a debug line that is usually filtered out.
+                # The common case stays cheap: no context binding, and the debug line's fields are only worked out
+                # when it will be written.
                 self.counters.processed += 1
-                log.debug("processed", entry_id=o.entry.id, article_id=o.article_id,
-                          correlation_id=_correlation_id(o), trace_id=_trace_id(o.entry))
+                if debug:
+                    log.debug("processed", entry_id=o.entry.id, article_id=o.article_id,
+                              correlation_id=_correlation_id(o), trace_id=_trace_id(o.entry))
                 continue
             with bound_article(o.article_id, _correlation_id(o), _trace_id(o.entry)):
                 if o.dead_letter is not None:
