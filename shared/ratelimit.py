@@ -118,3 +118,13 @@ class RateLimiter:
         if int(allowed):
             return ALLOWED
         return Decision(False, int(wait_us) / 1_000_000)
+
+    async def check_request(self, authorization: str | None, client_host: str | None, by_token: bool) -> Decision:
+        """`check` for an HTTP caller: its token's bucket when tokens are configured, else its address's."""
+        if self._script is None:
+            return ALLOWED
+        who = token_identity(authorization) if by_token else address_identity(client_host)
+        return await self.check(who)
+
+    def refusal(self, decision: Decision) -> str:
+        return f"rate limit of {self.describe()} exceeded; retry after {decision.retry_after_header()} s"

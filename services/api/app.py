@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from services.storage.query import MAX_LIMIT, ArticleQuery, decode_cursor
 from shared.contract import EnrichedArticle
 from shared.logging import get_logger
-from shared.ratelimit import RateLimiter, address_identity, token_identity
+from shared.ratelimit import RateLimiter
 from shared.http_docs import add_asyncapi_routes
 from shared.settings import Settings
 from shared.tokens import TokenConfigError, read_tokens, token_ok
@@ -141,16 +141,10 @@ def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
 
     async def rate_limit(request: Request) -> None:
         """After authenticate (a wrong token costs no bucket): one token from this caller's bucket."""
-        if not limiter.enabled:
-            return
-        if tokens:
-            who = token_identity(request.headers.get("authorization"))
-        else:
-            who = address_identity(request.client.host if request.client else None)
-        decision = await limiter.check(who)
+        decision = await limiter.check_request(request.headers.get("authorization"),
+                                               request.client.host if request.client else None, bool(tokens))
         if not decision.allowed:
-            raise HTTPException(429, f"rate limit of {limiter.describe()} exceeded; retry after {decision.retry_after_header()} s",
-                                headers={"Retry-After": decision.retry_after_header()})
+            raise HTTPException(429, limiter.refusal(decision), headers={"Retry-After": decision.retry_after_header()})
 
     auth = [Depends(authenticate), Depends(rate_limit)] if tokens else [Depends(rate_limit)]
 

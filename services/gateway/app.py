@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from shared import tracing
 from shared.contract import FetchRequest, RawArticle, dump
 from shared.logging import get_logger
-from shared.ratelimit import RateLimiter, address_identity, token_identity
+from shared.ratelimit import RateLimiter
 from shared.http_docs import add_asyncapi_routes
 from shared.settings import Settings
 from shared.topology import Topology
@@ -83,13 +83,9 @@ def create_app(settings: Settings, redis: Any) -> FastAPI:
         authorization = request.headers.get("authorization")
         if tokens and not token_ok(authorization, tokens):
             raise RequestError(401, "missing or wrong bearer token")
-        if not limiter.enabled:
-            return
-        who = token_identity(authorization) if tokens else address_identity(request.client.host if request.client else None)
-        decision = await limiter.check(who)
+        decision = await limiter.check_request(authorization, request.client.host if request.client else None, bool(tokens))
         if not decision.allowed:
-            raise RateLimited(f"rate limit of {limiter.describe()} exceeded; retry after {decision.retry_after_header()} s",
-                              decision.retry_after_header())
+            raise RateLimited(limiter.refusal(decision), decision.retry_after_header())
 
     @app.exception_handler(RequestError)
     async def _refused(request: Request, exc: RequestError) -> JSONResponse:
