@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from faststream import FastStream
 
@@ -109,10 +109,7 @@ def build_fetcher(settings: Settings, url: str) -> tuple[FastStream, StageRunner
 
 
 def run_gateway(settings: Settings, url: str) -> int:
-    """The HTTP push gateway under uvicorn, until SIGTERM/SIGINT (uvicorn's own handlers: stop accepting,
-    finish in-flight requests within NEWSFLOW_SHUTDOWN_TIMEOUT_S)."""
-    import uvicorn
-
+    """The HTTP push gateway under uvicorn, until SIGTERM/SIGINT (see serve_http)."""
     from services.gateway.app import create_app
     from services.gateway.validation import GatewayConfigError
 
@@ -121,35 +118,12 @@ def run_gateway(settings: Settings, url: str) -> int:
         app = create_app(settings, redis)
     except GatewayConfigError as exc:
         raise SystemExit(f"newsflow gateway: {exc}") from None
-    config = uvicorn.Config(
-        app, host=settings.gateway_host, port=settings.gateway_port, log_config=None, access_log=False,
-        server_header=False, timeout_graceful_shutdown=int(settings.shutdown_timeout_s), lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    log.info("gateway_starting", host=settings.gateway_host, port=settings.gateway_port, stream_prefix=settings.stream_prefix)
-
-    # uvicorn re-raises the signal it stopped on once it has drained; let that find a handler that
-    # does nothing, so a graceful stop exits 0 (and closes Redis) instead of dying of the signal.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-
-    async def serve() -> None:
-        try:
-            await server.serve()
-        finally:
-            await redis.aclose()
-
-    asyncio.run(serve())
-    log.info("gateway_stopped")
-    return 0 if server.started else 1
+    return serve_http("gateway", app, settings.gateway_host, settings.gateway_port, settings, close=redis.aclose)
 
 
 def run_api(settings: Settings, url: str) -> int:
-    """The read-only HTTP query API under uvicorn, like the gateway. On SIGTERM/SIGINT it stops accepting,
-    ends every open event stream at once (they never end by themselves) and finishes the other in-flight
-    requests within NEWSFLOW_SHUTDOWN_TIMEOUT_S."""
-    import uvicorn
-
+    """The read-only HTTP query API under uvicorn, like the gateway; on shutdown it also ends every open event
+    stream at once (they never end by themselves)."""
     from services.api.app import ApiConfigError, create_app
     from services.api.database import Database
 
@@ -159,31 +133,58 @@ def run_api(settings: Settings, url: str) -> int:
         app = create_app(settings, redis, database)
     except ApiConfigError as exc:
         raise SystemExit(f"newsflow api: {exc}") from None
-    stopping = app.state.stopping
+
+    async def close() -> None:
+        await database.close()
+        await redis.aclose()
+
+    return serve_http("api", app, settings.api_host, settings.api_port, settings, close=close,
+                      stopping=app.state.stopping, warm_up=database.warm_up)
+
+
+def serve_http(
+    name: str,
+    app: Any,
+    host: str,
+    port: int,
+    settings: Settings,
+    *,
+    close: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event | None = None,
+    warm_up: Callable[[], Awaitable[None]] | None = None,
+) -> int:
+    """Serve an ASGI app under uvicorn until SIGTERM/SIGINT: stop accepting, finish in-flight requests within
+    NEWSFLOW_SHUTDOWN_TIMEOUT_S, then `close`. `stopping` is set as shutdown begins; `warm_up` runs beside the
+    server. Exits 0 after a graceful stop."""
+    import uvicorn
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: Any = None) -> None:
-            stopping.set()
+            if stopping is not None:
+                stopping.set()
             await super().shutdown(sockets)
 
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False,
+        app, host=host, port=port, log_config=None, access_log=False,
         server_header=False, timeout_graceful_shutdown=int(settings.shutdown_timeout_s), lifespan="off",
     )
     server = Server(config)
-    log.info("api_starting", host=settings.api_host, port=settings.api_port, stream_prefix=settings.stream_prefix)
-    for sig in (signal.SIGTERM, signal.SIGINT):  # as in run_gateway: a graceful stop exits 0
+    log.info(f"{name}_starting", host=host, port=port, stream_prefix=settings.stream_prefix)
+
+    # uvicorn re-raises the signal it stopped on once it has drained; let that find a handler that
+    # does nothing, so a graceful stop exits 0 (and closes its connections) instead of dying of the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
 
     async def serve() -> None:
-        warm_up = asyncio.create_task(database.warm_up())
+        task = asyncio.create_task(warm_up()) if warm_up else None
         try:
             await server.serve()
         finally:
-            warm_up.cancel()
-            await database.close()
-            await redis.aclose()
+            if task is not None:
+                task.cancel()
+            await close()
 
     asyncio.run(serve())
-    log.info("api_stopped")
+    log.info(f"{name}_stopped")
     return 0 if server.started else 1
