@@ -65,10 +65,16 @@ def _classifier(c: float):
     return LogisticRegression(C=c, max_iter=5000)
 
 
-def fit(examples: list[tuple[str, str | None, str]], c: float = C) -> dict[str, np.ndarray]:
+def _matrix(examples: list[tuple[str, str | None, str]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(sorted labels, one vector per example, label index per example)."""
     labels = sorted({label for label, _, _ in examples})
     x = embedder.article_vectors([(title, text) for _, title, text in examples])
     y = np.array([labels.index(label) for label, _, _ in examples])
+    return labels, x, y
+
+
+def fit(examples: list[tuple[str, str | None, str]], c: float = C) -> dict[str, np.ndarray]:
+    labels, x, y = _matrix(examples)
     clf = _classifier(c).fit(x, y)
     coef, intercept = clf.coef_, clf.intercept_
     if len(labels) == 2:  # sklearn keeps one row for two classes: softmax(0, z) = sigmoid(z)
@@ -87,9 +93,7 @@ def cross_validate(examples, cs=(1.0, 3.0, 10.0, 30.0, 100.0), folds: int = 5) -
     """Mean accuracy per C over stratified folds of the training examples."""
     from sklearn.model_selection import cross_val_score
 
-    labels = sorted({label for label, _, _ in examples})
-    x = embedder.article_vectors([(title, text) for _, title, text in examples])
-    y = np.array([labels.index(label) for label, _, _ in examples])
+    _, x, y = _matrix(examples)
     return {c: float(cross_val_score(_classifier(c), x, y, cv=folds).mean()) for c in cs}
 
 
