@@ -191,6 +191,11 @@ def dump(model: BaseModel) -> str:
     return model.model_dump_json()
 
 
+def dump_bytes(model: BaseModel) -> bytes:
+    """dump() as the UTF-8 bytes that go on the wire, without model_dump_json's decode and a re-encode."""
+    return model.__pydantic_serializer__.to_json(model)
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     return {name: model.model_json_schema() for name, model in STREAM_MODELS.items()}
 

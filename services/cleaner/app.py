@@ -44,4 +44,5 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
                     article.duplicate_of, article.duplicate_score = hit.of, hit.score
         return outcomes
 
-    return StageSpec(name="cleaner", input="raw", output="cleaned", decode=parse_raw, process=process)
+    return StageSpec(name="cleaner", input="raw", output="cleaned", decode=parse_raw, process=process,
+                     model=RawArticle)

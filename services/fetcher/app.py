@@ -121,4 +121,4 @@ class FetchStage:
 
 def spec(fetcher: PoliteFetcher, seen: SeenUrls, settings: Settings) -> StageSpec:
     stage = FetchStage(fetcher, seen, settings)
-    return StageSpec("fetcher", "fetch", "raw", decode=parse_fetch, process=stage.process)
+    return StageSpec("fetcher", "fetch", "raw", decode=parse_fetch, process=stage.process, model=FetchRequest)

@@ -85,7 +85,7 @@ def spec(repo: Repository, store_raw: bool = False) -> StageSpec:
         return outcomes
 
     return StageSpec(
-        name="storage", input="classified", output="enriched", decode=_decode, process=process,
+        name="storage", input="classified", output="enriched", decode=_decode, process=process, model=ClassifiedArticle,
         transient=(TransientError, *_transient_db_errors()),
     )
 

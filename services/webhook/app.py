@@ -30,4 +30,5 @@ def _decode(body: Any) -> tuple[BaseModel, list[str]]:
 
 
 def spec(deliverer: Deliverer) -> StageSpec:
-    return StageSpec(name="webhook", input="enriched", output=None, decode=_decode, process=deliverer.deliver)
+    return StageSpec(name="webhook", input="enriched", output=None, decode=_decode, process=deliverer.deliver,
+                     model=Announcement)

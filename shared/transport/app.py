@@ -1,7 +1,7 @@
 """The FastStream app around a stage: a batch subscriber on the input group, plus the maintenance loop.
 
 FastStream reads (XREADGROUP COUNT batch_size); we take the raw entries, so its own envelope never
-touches the public streams, and we ack ourselves in the same MULTI/EXEC that publishes (AckPolicy.MANUAL).
+touches the public streams, and we ack ourselves in the commit script that publishes (AckPolicy.MANUAL).
 Every worker also serves /healthz, /readyz and /metrics (health.py) on NEWSFLOW_METRICS_PORT.
 """
 
@@ -23,6 +23,7 @@ from shared.settings import Settings
 from .entries import Entry
 from .health import Check, Health, ProbeServer, ReadLoop
 from .metrics import StreamGauges
+from .packing import use_fast_packing
 from .reclaim import maintenance_loop
 from .runner import StageRunner, StageSpec
 
@@ -53,8 +54,10 @@ def with_credentials(url: str, credentials: Mapping[str, str] | None = None) -> 
 def redis_client(url: str, credentials: Mapping[str, str] | None = None) -> aredis.Redis:
     url, auth = with_credentials(url, credentials)
     if url.startswith("unix://"):
-        return aredis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=15, **auth)
-    return aredis.Redis.from_url(url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15, **auth)
+        client = aredis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=15, **auth)
+    else:
+        client = aredis.Redis.from_url(url, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15, **auth)
+    return use_fast_packing(client)
 
 
 def build_app(

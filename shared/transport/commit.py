@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 # KEYS: input stream, output stream, dlq stream, errors hash
-# ARGV: group, consumer, maxlen, errors_ttl, then per entry: id, kind, fields
+# ARGV: group, consumer, maxlen, errors_ttl, then per entry: id, kind, n, and the entry's n field arguments
+#   (name, value, name, value...), which XADD takes as they are: no copy or split in Lua, and redis-py packs the
+#   whole command in C with hiredis (packing.py).
 # kind: "out" (publish to output), "dlq" (publish a dead letter), "done" (ack only), "retry" (record the error, no ack)
-# fields: the entry's fields as one string of length-prefixed items, "<len>:<name><len>:<value>..." (see pack_fields).
-#   One argument per entry instead of two per field: redis-py's asyncio client packs every argument in Python, and
-#   at four or five fields per article that packing was a seventh of a relay stage's CPU.
 # Ownership: one XPENDING over the batch's id range for this consumer; only when that reply is full (the range holds
 # more of our pending entries than it returned) are the missing ids asked one by one.
 # Returns {acked, skipped (not ours any more), retried, published, dead-lettered}; the last two feed the metrics.
@@ -24,19 +23,11 @@ COMMIT_LUA = """
 local group, consumer, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local acks, skipped, retried, published, dead = {}, 0, 0, 0, 0
 
-local function unpack_fields(blob)
-  local out, pos = {}, 1
-  while pos <= #blob do
-    local colon = string.find(blob, ':', pos, true)
-    local len = tonumber(string.sub(blob, pos, colon - 1))
-    out[#out + 1] = string.sub(blob, colon + 1, colon + len)
-    pos = colon + len + 1
-  end
-  return out
+local ids, i = {}, 5
+while i <= #ARGV do
+  ids[#ids + 1] = ARGV[i]
+  i = i + 3 + tonumber(ARGV[i + 2])
 end
-
-local ids = {}
-for i = 5, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
 local owned, limit = {}, #ids * 4 + 16
 if #ids > 0 then
   -- the batch's smallest and largest ids (a reclaimed batch need not be in order)
@@ -59,18 +50,21 @@ if #ids > 0 then
   end
 end
 
-for i = 5, #ARGV, 3 do
-  local id, kind = ARGV[i], ARGV[i + 1]
+i = 5
+while i <= #ARGV do
+  local id, kind, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local from, to = i + 3, i + 2 + n
+  i = to + 1
   if owned[id] then
     if kind == 'out' then
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(unpack_fields(ARGV[i + 2])))
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', unpack(ARGV, from, to))
       published = published + 1
     elseif kind == 'dlq' then
-      redis.call('XADD', KEYS[3], '*', unpack(unpack_fields(ARGV[i + 2])))
+      redis.call('XADD', KEYS[3], '*', unpack(ARGV, from, to))
       dead = dead + 1
     end
     if kind == 'retry' then
-      redis.call('HSET', KEYS[4], id, unpack_fields(ARGV[i + 2])[2])
+      redis.call('HSET', KEYS[4], id, ARGV[from + 1])
       redis.call('EXPIRE', KEYS[4], ttl)
       retried = retried + 1
     else
@@ -95,19 +89,10 @@ class Record:
     fields: dict[str, Any]
 
 
-def pack_fields(fields: dict[str, Any]) -> bytes:
-    """Fields as one string the script splits again: "<len>:<name><len>:<value>...", lengths in bytes."""
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        for item in (name, value):
-            raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
-            parts.append(b"%d:" % len(raw))
-            parts.append(raw)
-    return b"".join(parts)
-
-
 def commit_args(group: str, consumer: str, maxlen: int, errors_ttl: int, records: list[Record]) -> list[Any]:
     args: list[Any] = [group, consumer, maxlen, errors_ttl]
     for r in records:
-        args += [r.entry_id, r.kind, pack_fields(r.fields)]
+        args += [r.entry_id, r.kind, 2 * len(r.fields)]
+        for name, value in r.fields.items():
+            args += [name, value]
     return args

@@ -61,7 +61,7 @@ class Outcome:
     permanent: bool = True
     retry: str | None = None  # the transient error; the entry stays pending
     article_id: str | None = None
-    body: str = ""  # the output's JSON, filled in just before the commit
+    body: bytes = b""  # the output's JSON, filled in just before the commit
     extra_fields: dict[str, str] = field(default_factory=dict)
 
     @property

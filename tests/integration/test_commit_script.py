@@ -1,11 +1,14 @@
-"""The commit script on a real Redis: fields survive the one-argument packing byte for byte, and ownership is
-decided right even when the batch's id range holds many more of our pending entries than one XPENDING returns."""
+"""The commit script on a real Redis: fields survive byte for byte, entries with different numbers of fields are
+walked right, and ownership is decided right even when the batch's id range holds many more of our pending entries than one XPENDING returns."""
 
 from __future__ import annotations
 
 import redis
 
-from shared.transport.commit import COMMIT_LUA, Record, commit_args, pack_fields
+import asyncio
+
+from shared.transport.app import redis_client
+from shared.transport.commit import COMMIT_LUA, Record, commit_args
 
 
 def _setup(r: redis.Redis, prefix: str, n: int) -> tuple[str, str, str, str, list[str]]:
@@ -30,9 +33,32 @@ def test_fields_round_trip_exactly(r, prefix):
     assert r.xpending(src, "g")["pending"] == 0
 
 
-def test_pack_fields_counts_bytes_not_characters():
-    assert pack_fields({"a": "é"}) == b"1:a2:\xc3\xa9"
-    assert pack_fields({"n": 5, "b": b"\x00:"}) == b"1:n1:51:b2:\x00:"
+def test_entries_with_different_field_counts_in_one_batch(r, prefix, redis_url):
+    """The script walks a variable number of arguments per entry; the workers' own client (hiredis packing)
+    sends bytes, ints and text, and every field lands where it belongs."""
+    src, dst, dlq, errors, ids = _setup(r, prefix, 4)
+    r.xreadgroup("g", "me", {src: ">"}, count=4)
+    records = [
+        Record(ids[0], "done", {}),
+        Record(ids[1], "out", {"body": b"\x00\xff raw", "n": 5, "text": "é"}),
+        Record(ids[2], "retry", {"error": "boom"}),
+        Record(ids[3], "dlq", {"body": "{}"}),
+    ]
+
+    async def commit() -> list[int]:
+        client = redis_client(redis_url)
+        try:
+            return await client.register_script(COMMIT_LUA)(keys=[src, dst, dlq, errors],
+                                                            args=commit_args("g", "me", 1_000_000, 60, records))
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(commit()) == [3, 0, 1, 1, 1]
+    (_, got), = r.xrange(dst)
+    assert got == {b"body": b"\x00\xff raw", b"n": b"5", b"text": "é".encode()}
+    assert [f for _, f in r.xrange(dlq)] == [{b"body": b"{}"}]
+    assert r.hget(errors, ids[2]) == b"boom"
+    assert [p["message_id"].decode() for p in r.xpending_range(src, "g", "-", "+", 10)] == [ids[2]]
 
 
 def test_ownership_when_the_range_holds_many_more_pending_entries(r, prefix):
