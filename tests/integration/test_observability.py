@@ -292,3 +292,21 @@ def test_observe_many_matches_repeated_observe():
     samples = lambda name: [(s.name.replace(name, ""), s.labels, round(s.value, 9)) for m in reg.collect()
                             if m.name == name for s in m.samples if not s.name.endswith("_created")]
     assert samples("a_seconds") == samples("b_seconds")
+
+
+def test_observe_each_matches_one_observe_per_value():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from shared.transport.metrics import observe_each
+
+    reg = CollectorRegistry()
+    a = Histogram("a_seconds", "a", registry=reg, buckets=(0.001, 0.01, 0.1))
+    b = Histogram("b_seconds", "b", registry=reg, buckets=(0.001, 0.01, 0.1))
+    values = [0.0, 0.001, 0.0010001, 0.01, 0.05, 0.1, 0.5, 7.0, 0.0005]  # on and beside each bound, and over all
+    observe_each(a, values)
+    observe_each(a, [])
+    for value in values:
+        b.observe(value)
+    samples = lambda name: [(s.name.replace(name, ""), s.labels, round(s.value, 9)) for m in reg.collect()
+                            if m.name == name for s in m.samples if not s.name.endswith("_created")]
+    assert samples("a_seconds") == samples("b_seconds")
