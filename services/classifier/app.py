@@ -19,5 +19,5 @@ def spec(resources: Resources) -> StageSpec:
     def one(entry: Entry, article: CleanArticle) -> ClassifiedArticle:  # type: ignore[override]
         return classify(article, resources)
 
-    return StageSpec(name="classifier", input="cleaned", output="classified", decode=_decode, process=each(one),
+    return StageSpec(name="classifier", input="cleaned", output="classified", decode=_decode, process=each(one, offload=True),
                      model=CleanArticle)

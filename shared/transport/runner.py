@@ -80,6 +80,9 @@ class StageSpec:
     # What a well-formed body validates to: pydantic parses the JSON bytes straight into it, in one step. A body
     # that fails goes through json.loads and `decode`, which make the lenient fixes and the error message.
     model: type[BaseModel] | None = None
+    # Articles to process and commit before the rest of their batch, e.g. the cleaner's plain text before its
+    # HTML pages: a short article never waits for a page's extraction.
+    first: Callable[[BaseModel], bool] | None = None
 
 
 @dataclass
@@ -91,13 +94,23 @@ class Counters:
     transient_waits: int = 0
 
 
-def each(fn: Callable[[Entry, BaseModel], BaseModel]) -> Process:
-    """Turn a pure per-article function into a batch process: one bad article never sinks its batch-mates."""
+def each(fn: Callable[[Entry, BaseModel], BaseModel], *, offload: bool = False) -> Process:
+    """Turn a pure per-article function into a batch process: one bad article never sinks its batch-mates.
+    `offload`: run the batch in a worker thread (run_all), for CPU-heavy stages."""
 
     async def process(items: list[Item]) -> list[Outcome]:
+        if offload:
+            return await run_all(fn, items)
         return [run_one(fn, entry, model) for entry, model in items]
 
     return process
+
+
+async def run_all(fn: Callable[[Entry, BaseModel], BaseModel], items: list[Item]) -> list[Outcome]:
+    """run_one over the batch in a worker thread: while a CPU-heavy stage works, the event loop still gets the GIL
+    (Python hands it over every 5 ms), so heartbeats, commits of other groups and health probes stay responsive.
+    One batch at a time per worker, so the stage's code never runs in two threads at once."""
+    return await asyncio.to_thread(lambda: [run_one(fn, entry, model) for entry, model in items])
 
 
 def run_one(fn: Callable[[Entry, BaseModel], BaseModel], entry: Entry, model: BaseModel) -> Outcome:
@@ -148,25 +161,43 @@ class StageRunner:
                 raise
 
     async def handle_batch(self, entries: list[Entry]) -> list[Outcome]:
+        """Decode, process, commit. With `spec.first`, the batch is processed and committed in two groups, the
+        articles it picks first (and the dead letters), then the rest."""
         added = {e.id for e in entries} - self.in_flight
         self.in_flight.update(added)
         self._start_spans(entries)
-        committed: list[Outcome] | None = None
+        committed: list[Outcome] = []
         try:
             self.metrics.read(len(entries))
-            started = time.perf_counter()
-            outcomes = await self._decide(entries)
-            self.metrics.processed(time.perf_counter() - started, len(entries))
-            published, dead_lettered = await self._commit(outcomes)
-            committed = outcomes
-            self.metrics.failures(outcomes)
-            self.metrics.committed(published, dead_lettered, outcomes)
-            self._count(outcomes)
-            return outcomes
+            rejected, items = await self._decode_all(entries)
+            for group in self._groups(items):
+                started = time.perf_counter()
+                outcomes = rejected + (await self._process(group) if group else [])
+                rejected = []
+                for o in outcomes:
+                    _serialise(o)
+                if group:
+                    self.metrics.processed(time.perf_counter() - started, len(group))
+                published, dead_lettered = await self._commit(outcomes)
+                committed += outcomes
+                self.in_flight.difference_update(o.entry.id for o in outcomes)
+                self.metrics.failures(outcomes)
+                self.metrics.committed(published, dead_lettered, outcomes)
+                self._count(outcomes)
+            return committed
         finally:
             self.in_flight.difference_update(added)
             if self.tracer.enabled:
                 self._end_spans(entries, committed)
+
+    def _groups(self, items: list[Item]) -> list[list[Item]]:
+        """One group, or with `spec.first` the articles it picks, then the others (groups never empty, and
+        always at least one, so dead letters of a batch with nothing to process are still committed)."""
+        if self.spec.first is None or len(items) < 2:
+            return [items]
+        picked = [i for i in items if self.spec.first(i[1])]
+        rest = [i for i in items if not self.spec.first(i[1])]
+        return [g for g in (picked, rest) if g] or [[]]
 
     def _start_spans(self, entries: list[Entry]) -> None:
         """This stage's span of each entry's trace: a child of the entry's traceparent, or a new trace when it
@@ -203,6 +234,16 @@ class StageRunner:
                                 attributes={"newsflow.outcome": "left_pending"})
 
     async def _decide(self, entries: list[Entry]) -> list[Outcome]:
+        """Every entry's outcome, all in one group, serialised: handle_batch without the commit."""
+        outcomes, items = await self._decode_all(entries)
+        if items:
+            outcomes.extend(await self._process(items))
+        for o in outcomes:
+            _serialise(o)
+        return outcomes
+
+    async def _decode_all(self, entries: list[Entry]) -> tuple[list[Outcome], list[Item]]:
+        """The entries that can never be processed (dead letters), and the decoded rest."""
         outcomes: list[Outcome] = []
         items: list[Item] = []
         last_errors = await self._last_errors([e for e in entries if e.deliveries > self.settings.max_deliveries])
@@ -225,11 +266,7 @@ class StageRunner:
                 with bound_article(_article_id(model) or getattr(model, "id", None), entry.meta().get("correlation_id"), _trace_id(entry)):
                     log.warning("lenient_fix", detail=warning, entry_id=entry.id)
             items.append((entry, model))
-        if items:
-            outcomes.extend(await self._process(items))
-        for o in outcomes:
-            _serialise(o)
-        return outcomes
+        return outcomes, items
 
     def _fast_decode(self, entry: Entry) -> BaseModel | None:
         """The body validated straight from its bytes, or None to take the slow path, which says what is wrong."""

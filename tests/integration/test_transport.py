@@ -16,7 +16,7 @@ from shared.contract import RawArticle, parse_raw
 from shared.errors import PermanentError
 from shared.settings import Settings
 from shared.topology import Topology
-from shared.transport import Entry, StageRunner, StageSpec
+from shared.transport import Entry, Outcome, StageRunner, StageSpec
 from shared.transport import admin
 from shared.transport.reclaim import heartbeat, purge_dead_consumers, reclaim_once
 from shared.transport.runner import each
@@ -406,3 +406,63 @@ async def test_purge_never_deletes_a_consumer_that_just_read_entries(redis_url, 
     purge = runner.redis.register_script(PURGE_LUA)
     assert await purge(keys=[f"{prefix}:raw"], args=[f"{prefix}:cleaner", "busy-pod"]) == -1
     assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 1
+
+
+async def test_articles_picked_first_are_committed_before_the_rest_is_processed(redis_url, prefix, r):
+    """The cleaner's plain text before its HTML pages: when the slow group starts, the quick group's outputs are
+    already published and acked, and the batch's dead letter went with them."""
+    seen_when_slow_started: list[list[str]] = []
+
+    async def process(items):
+        if any(m.text.startswith("page") for _, m in items):
+            seen_when_slow_started.append([b["id"] for b in bodies(r, f"{prefix}:cleaned")])
+            assert r.xlen(f"{prefix}:dlq") == 1
+        return [Outcome(e, output=echo(e, m), article_id=m.id) for e, m in items]
+
+    for i, text in enumerate(["page one", "short one", "page two", "short two"]):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": text, "id": f"f{i}"})})
+    r.xadd(f"{prefix}:raw", {"body": "not json"})
+    runner = make_runner(redis_url, prefix, process=process)
+    runner.spec.first = lambda m: not m.text.startswith("page")
+    await runner.ensure_groups()
+    outcomes = await runner.handle_batch(await read_new(runner))
+    assert seen_when_slow_started == [["f1", "f3"]]
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["f1", "f3", "f0", "f2"]
+    assert len(outcomes) == 5 and r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0
+
+
+async def test_an_offloaded_stage_leaves_the_event_loop_free(redis_url, prefix, r):
+    """A CPU-bound article (a pure-Python loop, 0.5 s) in an offloaded stage: other tasks of the worker, such as
+    the heartbeat, still run while it works; inline, the same loop would hold the event loop throughout."""
+    import time
+
+    def spin(entry: Entry, raw: BaseModel) -> Echo:
+        end = time.perf_counter() + 0.5
+        while time.perf_counter() < end:
+            pass
+        return echo(entry, raw)
+
+    async def ticks_during(process) -> int:
+        r.delete(f"{prefix}:raw", f"{prefix}:cleaned")
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "heavy", "id": "cpu1"})})
+        runner = make_runner(redis_url, prefix, process=process)
+        await runner.ensure_groups()
+        entries = await read_new(runner)
+        count = 0
+
+        async def ticker() -> None:
+            nonlocal count
+            while True:
+                await asyncio.sleep(0.01)
+                count += 1
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        await runner.handle_batch(entries)
+        task.cancel()
+        await runner.redis.aclose()
+        assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["cpu1"]
+        return count
+
+    assert await ticks_during(each(spin)) <= 1
+    assert await ticks_during(each(spin, offload=True)) >= 5
