@@ -16,8 +16,12 @@ transaction per batch, into empty tables, and the rows/s are wall-clock (the dat
   same columns and primary key (no secondary index, no search vector, no topics or places tables), one
   connection, the Row objects turned into tuples inside the timing (the JSON document included).
 - asyncpg copy_records_to_table: the same tuples into the same plain table with COPY (insert only).
-- asyncpg executemany, articles table: the first baseline into the repository's own `articles` table (its search
-  vector and indexes; no topics or places rows): not a baseline, it tells the schema's cost from the adapter's.
+- newsflow repository, search lead: the same with NEWSFLOW_SEARCH_SCOPE=lead (search indexes the title, the first
+  1,000 characters of the text and the keywords and entity names, not every word).
+- asyncpg executemany, articles table: the first baseline into the repository's own `articles` table, with the
+  search vector the repository writes by default (of the title and of `search_text`: every word, the keywords and
+  entity names) and its indexes, no topics or places rows: not a baseline, it tells the schema's cost from the
+  adapter's.
 - sqlite3 executemany: the SQLite counterpart of the first baseline, into a plain table in its own file.
 
 PostgreSQL is DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/test, in a fresh schema dropped at the
@@ -50,7 +54,7 @@ if str(ROOT) not in sys.path:
 
 import asyncpg  # noqa: E402
 
-from services.storage.repository import Row, doc_hash, open_repository  # noqa: E402
+from services.storage.repository import Row, doc_hash, open_repository, search_text  # noqa: E402
 from shared.contract import ClassifiedArticle, EnrichedArticle, RawArticle, utcnow  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -73,10 +77,16 @@ PLAIN_SQLITE = """CREATE TABLE bare_articles (
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("id", "stored_at"))
 UPSERT_PG = (f"INSERT INTO bare_articles ({', '.join(COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))}) "
              f"ON CONFLICT (id) DO UPDATE SET {_UPDATE}")
-# Not a baseline: the first one into the repository's own articles table, to tell the schema's cost (the search
-# vector, the indexes) from the adapter's.
-UPSERT_PG_SCHEMA = UPSERT_PG.replace("bare_articles", "articles")
+# Not a baseline: the first one into the repository's own articles table with the search vector of $16 (the
+# repository's `search_text` in the default scope), to tell the schema's cost (the vector, the indexes) from the
+# adapter's.
+UPSERT_PG_SCHEMA = (
+    f"INSERT INTO articles ({', '.join(COLUMNS)}, search_vector) VALUES ({', '.join(f'${i + 1}' for i in range(len(COLUMNS)))}, "
+    "setweight(to_tsvector('english'::regconfig, left(coalesce($4, ''), 2000)), 'A') "
+    "|| setweight(to_tsvector('english'::regconfig, left($16, 150000)), 'B')) "
+    f"ON CONFLICT (id) DO UPDATE SET {_UPDATE}, search_vector = excluded.search_vector")
 SCHEMA_METHOD = "asyncpg executemany, articles table"
+LEAD_METHOD = "newsflow repository, search lead"
 UPSERT_SQLITE = (f"INSERT INTO bare_articles ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
                  f"ON CONFLICT (id) DO UPDATE SET {_UPDATE}")
 
@@ -174,6 +184,8 @@ async def pg_methods(url: str) -> tuple[dict[str, Callable[[list[Row], int], Awa
     repo = open_repository(url)
     await repo.connect()
     await repo.migrate()
+    lead_repo = open_repository(url, search_scope="lead")
+    await lead_repo.connect()
     conn = await asyncpg.connect(url)
     await conn.execute(PLAIN_PG)
 
@@ -205,14 +217,23 @@ async def pg_methods(url: str) -> tuple[dict[str, Callable[[list[Row], int], Awa
         start = time.perf_counter()
         for batch in batches(rows, size):
             async with conn.transaction():
-                await conn.executemany(UPSERT_PG_SCHEMA, [pg_record(r) for r in batch])
+                await conn.executemany(UPSERT_PG_SCHEMA, [
+                    (*pg_record(r), search_text(r.article)) for r in batch])
         return time.perf_counter() - start
 
     async def close() -> None:
         await conn.close()
         await repo.close()
+        await lead_repo.close()
 
-    methods = {"newsflow repository": repository, "asyncpg executemany": executemany,
+    async def repository_lead(rows: list[Row], size: int) -> float:
+        await conn.execute("TRUNCATE articles CASCADE")
+        start = time.perf_counter()
+        for batch in batches(rows, size):
+            await lead_repo.upsert_many(batch)
+        return time.perf_counter() - start
+
+    methods = {"newsflow repository": repository, LEAD_METHOD: repository_lead, "asyncpg executemany": executemany,
                "asyncpg copy_records_to_table": copy, SCHEMA_METHOD: schema_executemany}
     return methods, close
 
@@ -220,8 +241,9 @@ async def pg_methods(url: str) -> tuple[dict[str, Callable[[list[Row], int], Awa
 # -- SQLite -----------------------------------------------------------------------------------------
 
 async def sqlite_methods(folder: Path) -> tuple[dict[str, Callable[[list[Row], int], Awaitable[float]]], Callable[[], Awaitable[None]]]:
-    async def repository(rows: list[Row], size: int) -> float:
-        repo = open_repository(f"sqlite:///{folder / f'repo-{uuid.uuid4().hex[:8]}.db'}")  # a fresh file each time
+    async def repository(rows: list[Row], size: int, search_scope: str = "full") -> float:
+        # a fresh file each time
+        repo = open_repository(f"sqlite:///{folder / f'repo-{uuid.uuid4().hex[:8]}.db'}", search_scope=search_scope)
         await repo.connect()
         await repo.migrate()
         try:
@@ -255,7 +277,10 @@ async def sqlite_methods(folder: Path) -> tuple[dict[str, Callable[[list[Row], i
     async def close() -> None:
         return None
 
-    return {"newsflow repository": repository, "sqlite3 executemany": executemany}, close
+    async def repository_lead(rows: list[Row], size: int) -> float:
+        return await repository(rows, size, "lead")
+
+    return {"newsflow repository": repository, LEAD_METHOD: repository_lead, "sqlite3 executemany": executemany}, close
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -329,14 +354,17 @@ async def amain(args: argparse.Namespace) -> int:
     pg = results.get("postgresql")
     if pg:
         ours = pg["newsflow repository", top]
-        print(f"ratio repository/executemany at batch {top:,} (postgresql): {ours / pg['asyncpg executemany', top]:.2f}")
-        print(f"ratio repository/copy at batch {top:,} (postgresql): {ours / pg['asyncpg copy_records_to_table', top]:.2f}")
+        print(f"ratio repository/executemany at batch {top:,} (postgresql): {ours / pg['asyncpg executemany', top]:.2f}"
+              f" (search lead: {pg[LEAD_METHOD, top] / pg['asyncpg executemany', top]:.2f})")
+        print(f"ratio repository/copy at batch {top:,} (postgresql): {ours / pg['asyncpg copy_records_to_table', top]:.2f}"
+              f" (search lead: {pg[LEAD_METHOD, top] / pg['asyncpg copy_records_to_table', top]:.2f})")
         print(f"ratio repository/executemany into the same articles table at batch {top:,} (postgresql): "
               f"{ours / pg[SCHEMA_METHOD, top]:.2f}")
     lite = results.get("sqlite")
     if lite:
         print(f"ratio repository/executemany at batch {top:,} (sqlite): "
-              f"{lite['newsflow repository', top] / lite['sqlite3 executemany', top]:.2f}")
+              f"{lite['newsflow repository', top] / lite['sqlite3 executemany', top]:.2f}"
+              f" (search lead: {lite[LEAD_METHOD, top] / lite['sqlite3 executemany', top]:.2f})")
     return 0
 
 

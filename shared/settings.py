@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for in-flight work on SIGTERM.")
     retention_days: int = Field(
         0, ge=0, description="Storage deletes articles stored more than this many days ago (at start, then hourly); 0 keeps them forever.")
+    search_scope: Literal["full", "lead"] = Field(
+        "full", description="What storage indexes for full-text search besides the title: 'full', every word of the "
+        "text; 'lead', its first 1,000 characters, with the keywords and entity names of the whole text (writes "
+        "about twice as fast, BENCHMARKS.md). Applies to articles written from then on.")
     store_raw: bool = Field(
         False, description="Keep each article's raw source (HTML, else text, and url) in the article_sources table; "
         "set it on the cleaner and storage alike. Never in the enriched events.")

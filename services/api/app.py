@@ -188,7 +188,7 @@ def create_app(settings: Settings, redis: Any, database: Database) -> FastAPI:
                     "follow `next_cursor` (with the same filters) until it is null.",
     )
     async def list_articles(
-        q: Annotated[str | None, Query(max_length=1000, description='Full-text search in title and text: words (all must occur), "a phrase", `or`, `-word` to exclude.')] = None,
+        q: Annotated[str | None, Query(max_length=1000, description='Full-text search in title and text (NEWSFLOW_SEARCH_SCOPE says how much of the text): words (all must occur), "a phrase", `or`, `-word` to exclude.')] = None,
         topic: TopicQ = None,
         place: PlaceQ = None,
         source: SourceQ = None,

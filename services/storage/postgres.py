@@ -1,4 +1,5 @@
-"""The PostgreSQL adapter: asyncpg, one transaction and one round trip per batch (jsonb_to_recordset)."""
+"""The PostgreSQL adapter: asyncpg, one transaction and one statement per batch for the articles (unnest of one
+array per column), one each for their topics and places."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from .query import ORDER, ArticleQuery, Page, as_utc, build_where, encode_cursor
-from .repository import DELETE_BATCH, Change, Row, _statements, migrations, storable
+from .repository import DELETE_BATCH, Change, Row, migrations, search_text, storable
 
 # A re-delivered source identical to the kept one is not rewritten (it can be megabytes), and keeps its stored_at.
 _SOURCE_UPSERT = """
@@ -19,24 +20,31 @@ ON CONFLICT (article_id) DO UPDATE SET url = excluded.url, html = excluded.html,
 WHERE (s.url, s.html, s.text) IS DISTINCT FROM (excluded.url, excluded.html, excluded.text)
 """
 
+# One statement per batch: the rows come as one array per column (asyncpg sends them in binary), a row whose stored
+# document has the same hash is not written at all, and the search vector is computed here, from the title and the
+# search text that `search_text` made for the repository's search scope (see migration 0005).
 _UPSERT = """
-WITH incoming AS (
-    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
-        id text, url text, source text, title text, text text, language text, published_at timestamptz,
-        word_count int, duplicate_of text, content_hash text, doc_hash text, doc jsonb, stored_at timestamptz,
-        source_entry_id text)
-), previous AS (
-    SELECT a.id, a.source_entry_id, a.doc_hash FROM articles a JOIN incoming USING (id)
+WITH previous AS (
+    SELECT id, source_entry_id, doc_hash FROM articles WHERE id = ANY($1::text[])
 ), written AS (
 INSERT INTO articles AS a (id, url, source, title, text, language, published_at, word_count, duplicate_of,
-                           content_hash, doc_hash, doc, stored_at, updated_at, source_entry_id)
-SELECT id, url, source, title, text, language, published_at, word_count, duplicate_of,
-       content_hash, doc_hash, doc, stored_at, stored_at, source_entry_id FROM incoming
+                           content_hash, doc_hash, doc, stored_at, updated_at, source_entry_id, search_vector)
+SELECT i.id, i.url, i.source, i.title, i.text, i.language, i.published_at, i.word_count, i.duplicate_of,
+       i.content_hash, i.doc_hash, i.doc::jsonb, i.stored_at, i.stored_at, i.source_entry_id,
+       setweight(to_tsvector('english'::regconfig, left(coalesce(i.title, ''), 2000)), 'A')
+       || setweight(to_tsvector('english'::regconfig, i.search_text), 'B')
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[],
+            $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[])
+    AS i(id, url, source, title, text, language, published_at, word_count, duplicate_of, content_hash, doc_hash, doc,
+         stored_at, source_entry_id, search_text)
+LEFT JOIN previous p USING (id)
+WHERE p.doc_hash IS DISTINCT FROM i.doc_hash
 ON CONFLICT (id) DO UPDATE SET
     url = excluded.url, source = excluded.source, title = excluded.title, text = excluded.text,
     language = excluded.language, published_at = excluded.published_at, word_count = excluded.word_count,
     duplicate_of = excluded.duplicate_of, content_hash = excluded.content_hash, doc_hash = excluded.doc_hash,
-    doc = excluded.doc, updated_at = excluded.updated_at, source_entry_id = excluded.source_entry_id
+    doc = excluded.doc, updated_at = excluded.updated_at, source_entry_id = excluded.source_entry_id,
+    search_vector = excluded.search_vector
 WHERE a.doc_hash IS DISTINCT FROM excluded.doc_hash
   -- An older stream entry of the article (a late redelivery) never overwrites a newer one.
   AND CASE WHEN a.source_entry_id ~ '^[0-9]+-[0-9]+$' AND excluded.source_entry_id ~ '^[0-9]+-[0-9]+$'
@@ -47,13 +55,20 @@ RETURNING id, (xmax = 0) AS inserted
 )
 SELECT i.id, w.inserted, (w.id IS NULL AND p.source_entry_id = i.source_entry_id) AS redelivered,
        (p.doc_hash = i.doc_hash) AS same_doc
-FROM incoming i LEFT JOIN written w USING (id) LEFT JOIN previous p USING (id)
+FROM unnest($1::text[], $11::text[], $14::text[]) AS i(id, doc_hash, source_entry_id)
+LEFT JOIN written w USING (id) LEFT JOIN previous p USING (id)
 """
+
+_TOPICS = ("INSERT INTO article_topics (article_id, label, code, score) "
+           "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::real[]) ON CONFLICT DO NOTHING")
+_PLACES = ("INSERT INTO article_places (article_id, name, kind, code) "
+           "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING")
 
 
 class PostgresRepository:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, search_scope: str = "full") -> None:
         self.dsn = dsn
+        self.search_scope = search_scope
         self.pool: asyncpg.Pool | None = None
 
     async def connect(self) -> None:
@@ -89,8 +104,8 @@ class PostgresRepository:
                     if version in done or (target is not None and version > target):
                         continue
                     async with conn.transaction():
-                        for statement in _statements(sql):
-                            await conn.execute(statement)
+                        # The whole file in one simple-protocol query: PostgreSQL splits it itself, dollar quotes too.
+                        await conn.execute(sql)
                         await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
                     applied.append(name)
             finally:
@@ -101,20 +116,20 @@ class PostgresRepository:
         latest: dict[str, Row] = {}
         for row in rows:  # one statement cannot touch a row twice: the last version in the batch wins
             latest[row.article.id] = row
-        payload = json.dumps([_record(r) for r in latest.values()])
+        columns = list(zip(*(_record(r, self.search_scope) for r in latest.values())))
         async with self._pool.acquire() as conn, conn.transaction():
-            reply = await conn.fetch(_UPSERT, payload)
-            changed = [r for r in reply if r["inserted"] is not None]
-            ids = [r["id"] for r in changed]
-            if ids:
-                await conn.execute("DELETE FROM article_topics WHERE article_id = ANY($1)", ids)
-                await conn.execute("DELETE FROM article_places WHERE article_id = ANY($1)", ids)
-                topics = [(i, t.label, t.code, t.score) for i in ids for t in latest[i].article.topics]
-                places = list({(i, p.name, p.kind, p.code): None for i in ids for p in latest[i].article.places})
-                if topics:
-                    await conn.executemany("INSERT INTO article_topics (article_id, label, code, score) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", topics)
-                if places:
-                    await conn.executemany("INSERT INTO article_places (article_id, name, kind, code) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", places)
+            reply = await conn.fetch(_UPSERT, *columns) if columns else []
+            written = [r["id"] for r in reply if r["inserted"] is not None]
+            updated = [r["id"] for r in reply if r["inserted"] is False]
+            if updated:  # a new article has no old topics or places to forget
+                await conn.execute("DELETE FROM article_topics WHERE article_id = ANY($1)", updated)
+                await conn.execute("DELETE FROM article_places WHERE article_id = ANY($1)", updated)
+            topics = [(i, t.label, t.code, t.score) for i in written for t in latest[i].article.topics]
+            places = [(i, p.name, p.kind, p.code) for i in written for p in latest[i].article.places]
+            if topics:
+                await conn.execute(_TOPICS, *zip(*topics))
+            if places:
+                await conn.execute(_PLACES, *zip(*places))
             # Sources of the articles written now, and of those already stored with the same content (their
             # source may not be kept yet); never of a late redelivery that lost to a newer entry.
             kept = [latest[r["id"]] for r in reply if r["inserted"] is not None or r["same_doc"]]
@@ -182,12 +197,9 @@ def _source_record(row: Row) -> tuple[Any, ...]:
     return (row.article.id, *(storable(src.get(k), nul=True) for k in ("url", "html", "text")), row.article.stored_at)
 
 
-def _record(row: Row) -> dict[str, Any]:
+def _record(row: Row, search_scope: str) -> tuple[Any, ...]:
+    """A row in the order of _UPSERT's arrays; a naive time is UTC, as everywhere in storage."""
     a = row.article
-    return {
-        "id": a.id, "url": a.url, "source": a.source, "title": a.title, "text": a.text, "language": a.language,
-        "published_at": a.published_at.isoformat() if a.published_at else None, "word_count": a.word_count,
-        "duplicate_of": a.duplicate_of, "content_hash": a.content_hash, "doc_hash": row.hash,
-        "doc": json.loads(a.model_dump_json(exclude={"stored_at"})), "stored_at": a.stored_at.isoformat(),
-        "source_entry_id": row.source_entry_id or None,
-    }
+    return (a.id, a.url, a.source, a.title, a.text, a.language, as_utc(a.published_at) if a.published_at else None,
+            a.word_count, a.duplicate_of, a.content_hash, row.hash, a.model_dump_json(exclude={"stored_at"}),
+            as_utc(a.stored_at), row.source_entry_id or None, search_text(a, search_scope))

@@ -32,6 +32,29 @@ def doc_hash(article: ClassifiedArticle) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+# What full-text search indexes besides the title (NEWSFLOW_SEARCH_SCOPE; the repository computes it in its
+# upsert since migration 0005). "full": every word of the text, then the keywords and entity names. "lead": the
+# text's first LEAD_CHARS characters, then the keywords and entity names the classifier picked from the whole text:
+# tokenizing every word is most of the cost of a write on both backends (BENCHMARKS.md, Storage), and a news story
+# says who, what and where in its first paragraphs; its main names and terms further down come in with the
+# keywords and entities.
+SEARCH_SCOPES = ("full", "lead")
+LEAD_CHARS = 1000
+
+
+def search_text(article: ClassifiedArticle, scope: str = "full") -> str:
+    """The text that full-text search indexes for `article` besides its title."""
+    text = article.text
+    if scope == "lead" and len(text) > LEAD_CHARS:
+        cut = text[:LEAD_CHARS]
+        if not text[LEAD_CHARS - 1].isspace() and not text[LEAD_CHARS].isspace():
+            cut = cut.rsplit(None, 1)[0]  # the first half of a cut word is not a word
+        text = cut
+    elif scope not in SEARCH_SCOPES:
+        raise ValueError(f"search scope must be one of {SEARCH_SCOPES}, got {scope!r}")
+    return "\n".join([text, *article.keywords, *(e.name for e in article.entities)])
+
+
 def migrations(backend: str) -> list[tuple[int, str, str]]:
     folder = resources.files("services.storage") / "migrations" / backend
     found = []
@@ -75,14 +98,17 @@ class Repository(Protocol):
 DELETE_BATCH = 1000
 
 
-def open_repository(database_url: str) -> Repository:
+def open_repository(database_url: str, search_scope: str = "full") -> Repository:
+    """`search_scope`: what full-text search indexes of the articles this repository writes (SEARCH_SCOPES)."""
+    if search_scope not in SEARCH_SCOPES:
+        raise ValueError(f"search scope must be one of {SEARCH_SCOPES}, got {search_scope!r}")
     scheme = urlparse(database_url).scheme
     if scheme in ("postgres", "postgresql"):
         from .postgres import PostgresRepository
 
-        return PostgresRepository(database_url)
+        return PostgresRepository(database_url, search_scope)
     if scheme == "sqlite":
-        return SqliteRepository(sqlite_path(database_url))
+        return SqliteRepository(sqlite_path(database_url), search_scope)
     raise ValueError(f"DATABASE_URL must be postgresql://... or sqlite:///path, got {scheme or database_url!r}")
 
 
@@ -95,8 +121,9 @@ def sqlite_path(database_url: str) -> str:
 class SqliteRepository:
     """stdlib sqlite3 on a worker thread; WAL and a busy timeout so several storage processes can share a file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, search_scope: str = "full") -> None:
         self.path = path
+        self.search_scope = search_scope
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -178,7 +205,11 @@ class SqliteRepository:
                     for article_id, hash_, source in db.execute(q, chunk).fetchall():
                         existing[article_id] = hash_
                         sources[article_id] = source
+                stored_before = set(existing)  # their topics, places and search entries are replaced
+                # Decide row by row, in order, then write the rows that won in a few statements.
                 result: dict[str, Change] = {}
+                written: dict[str, Row] = {}
+                kept_sources = []
                 for row in rows:
                     a = row.article
                     old = existing.get(a.id)
@@ -186,27 +217,36 @@ class SqliteRepository:
                         same_entry = bool(row.source_entry_id) and sources.get(a.id) == row.source_entry_id
                         result.setdefault(a.id, "redelivered" if same_entry else "unchanged")
                         if row.raw_source is not None:  # the same content: its source may not be kept yet
-                            db.execute(_SQLITE_SOURCE_UPSERT, _source_values(row))
+                            kept_sources.append(_source_values(row))
                         continue
                     if old is not None and _older(row.source_entry_id, sources.get(a.id)):
                         result.setdefault(a.id, "unchanged")  # a late redelivery never overwrites a newer entry
                         continue
-                    db.execute(_SQLITE_UPSERT, _sqlite_values(row))
-                    db.execute("DELETE FROM article_topics WHERE article_id = ?", (a.id,))
-                    db.execute("DELETE FROM article_places WHERE article_id = ?", (a.id,))
-                    db.executemany(
-                        "INSERT OR REPLACE INTO article_topics (article_id, label, code, score) VALUES (?, ?, ?, ?)",
-                        [(a.id, t.label, t.code, t.score) for t in a.topics],
-                    )
-                    db.executemany(
-                        "INSERT OR REPLACE INTO article_places (article_id, name, kind, code) VALUES (?, ?, ?, ?)",
-                        [(a.id, p.name, p.kind, p.code) for p in a.places],
-                    )
+                    written[a.id] = row  # a later version in the batch replaces an earlier one
                     if row.raw_source is not None:
-                        db.execute(_SQLITE_SOURCE_UPSERT, _source_values(row))
+                        kept_sources.append(_source_values(row))
                     result[a.id] = "inserted" if old is None or result.get(a.id) == "inserted" else "updated"
                     existing[a.id] = row.hash
                     sources[a.id] = row.source_entry_id
+                replaced = [(i,) for i in written if i in stored_before]
+                db.executemany(_SQLITE_UPSERT, [_sqlite_values(r) for r in written.values()])
+                db.executemany("DELETE FROM article_topics WHERE article_id = ?", replaced)
+                db.executemany("DELETE FROM article_places WHERE article_id = ?", replaced)
+                db.executemany("DELETE FROM articles_fts WHERE rowid = (SELECT rowid FROM articles WHERE id = ?)", replaced)
+                db.executemany(
+                    "INSERT OR REPLACE INTO article_topics (article_id, label, code, score) VALUES (?, ?, ?, ?)",
+                    [(i, t.label, t.code, t.score) for i, r in written.items() for t in r.article.topics],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO article_places (article_id, name, kind, code) VALUES (?, ?, ?, ?)",
+                    [(i, p.name, p.kind, p.code) for i, r in written.items() for p in r.article.places],
+                )
+                db.executemany(
+                    "INSERT INTO articles_fts (rowid, title, text) SELECT rowid, ?, ? FROM articles WHERE id = ?",
+                    [(r.article.title, search_text(r.article, self.search_scope), i) for i, r in written.items()],
+                )
+                if kept_sources:
+                    db.executemany(_SQLITE_SOURCE_UPSERT, kept_sources)
                 db.execute("COMMIT")
                 return result
             except BaseException:
@@ -242,7 +282,7 @@ class SqliteRepository:
         return Page(items=items, next_cursor=next_cursor)
 
     async def delete_older_than(self, cutoff: datetime, batch_size: int = DELETE_BATCH) -> int:
-        # The FTS5 rows go by trigger, topics, places and sources by ON DELETE CASCADE.
+        # The FTS5 rows go by trigger (migration 0005), topics, places and sources by ON DELETE CASCADE.
         sql = (f"DELETE FROM articles WHERE rowid IN (SELECT rowid FROM articles "
                f"WHERE {SQLITE_TIME.format('stored_at')} < {SQLITE_TIME.format('?')} LIMIT ?)")
 
@@ -325,9 +365,8 @@ def _sqlite_values(row: Row) -> tuple[Any, ...]:
 
 
 def _statements(sql: str) -> list[str]:
-    """A migration's statements. A `;` inside a trigger body (BEGIN ... END;), a string or a comment does
-    not end a statement: SQLite's own tokenizer says when one is complete (our PostgreSQL files use no
-    syntax it misreads, such as dollar quoting)."""
+    """A SQLite migration's statements. A `;` inside a trigger body (BEGIN ... END;), a string or a comment does
+    not end a statement: SQLite's own tokenizer says when one is complete. (PostgreSQL runs each file whole.)"""
     statements, current = [], ""
     for piece in sql.split(";"):
         current += piece + ";"

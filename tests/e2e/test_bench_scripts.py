@@ -51,16 +51,18 @@ def test_storage_prints_rows_per_second_and_the_ratios_then_drops_its_schema(pg_
                  DATABASE_URL=pg_base_url)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for backend, methods in (("postgresql", ("newsflow repository", "asyncpg executemany",
-                                             "asyncpg copy_records_to_table", "asyncpg executemany, articles table")),
-                             ("sqlite", ("newsflow repository", "sqlite3 executemany"))):
+    for backend, methods in (("postgresql", ("newsflow repository", "newsflow repository, search lead",
+                                             "asyncpg executemany", "asyncpg copy_records_to_table",
+                                             "asyncpg executemany, articles table")),
+                             ("sqlite", ("newsflow repository", "newsflow repository, search lead",
+                                         "sqlite3 executemany"))):
         for method in methods:
             rows = lines_like(out, rf"{backend}\s+{re.escape(method)}\s+({NUMBER})\s+({NUMBER})")
             assert len(rows) == 1, (backend, method, out)
             assert all(float(v.replace(",", "")) > 0 for v in rows[0].groups())
     for ratio in ("repository/executemany at batch 10 (postgresql)", "repository/copy at batch 10 (postgresql)",
                   "repository/executemany at batch 10 (sqlite)"):
-        assert lines_like(out, rf"ratio {re.escape(ratio)}: {NUMBER}"), (ratio, out)
+        assert lines_like(out, rf"ratio {re.escape(ratio)}: {NUMBER} \(search lead: {NUMBER}\)"), (ratio, out)
     schema = re.search(r"schema (nfbench_\w+), dropped", out)
     assert schema, out
     assert not schema_exists(pg_base_url, schema.group(1))
@@ -73,7 +75,7 @@ def test_storage_without_postgresql_says_so_and_still_measures_sqlite():
     assert "postgresql skipped: no PostgreSQL at 127.0.0.1:1/none" in done.stdout
     assert "from the bundled samples" in done.stdout
     assert lines_like(done.stdout, rf"sqlite\s+newsflow repository\s+{NUMBER}\s+{NUMBER}")
-    assert lines_like(done.stdout, rf"ratio repository/executemany at batch 10 \(sqlite\): {NUMBER}")
+    assert lines_like(done.stdout, rf"ratio repository/executemany at batch 10 \(sqlite\): {NUMBER} \(search lead: {NUMBER}\)")
     assert "(postgresql)" not in done.stdout
 
 

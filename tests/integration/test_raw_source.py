@@ -21,6 +21,7 @@ from services.storage.repository import Row, doc_hash, open_repository
 from shared.contract import ClassifiedArticle, CleanArticle, EnrichedArticle, RawArticle, utcnow
 from shared.settings import Settings
 from shared.transport import Entry, StageRunner
+from tests.storage_rows import insert_old_rows
 
 HTML = (Path(__file__).resolve().parents[2] / "services" / "samples" / "storm-lisbon.html").read_text(encoding="utf-8")
 URL = "https://coastal.example/storm"
@@ -134,8 +135,8 @@ async def test_migrate_from_0003_adds_the_table_and_keeps_the_articles(database_
     await repo.connect()
     try:
         assert await repo.migrate(target=3) == ["0001_articles.sql", "0002_source_entry.sql", "0003_search.sql"]
-        await repo.upsert_many([row(article("old"))])
-        assert await repo.migrate() == ["0004_article_sources.sql"]
+        await insert_old_rows(repo, [row(article("old"))])  # written by version 3's schema
+        assert await repo.migrate() == ["0004_article_sources.sql", "0005_search_in_upsert.sql"]
         assert await repo.migrate() == []
         assert await repo.count() == 1 and await repo.get_source("old") is None
         assert await repo.upsert_many([row(article("old"), "1-0", src())]) == {"old": "unchanged"}

@@ -10,9 +10,10 @@ import pytest
 
 from services.storage import app as storage_app
 from services.storage.query import ArticleQuery, decode_cursor, encode_cursor, fts5_query
-from services.storage.repository import Row, doc_hash, open_repository
-from shared.contract import ClassifiedArticle, EnrichedArticle, Place, Topic, utcnow
+from services.storage.repository import LEAD_CHARS, Row, doc_hash, open_repository
+from shared.contract import ClassifiedArticle, EnrichedArticle, Entity, Place, Topic, utcnow
 from shared.settings import Settings
+from tests.storage_rows import insert_old_rows
 
 UTC = timezone.utc
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -47,9 +48,13 @@ def article(id: str, title: str = "A title", text: str = "Some text.", **fields)
     return ClassifiedArticle(id=id, title=title, text=text, word_count=len(text.split()), content_hash=f"h-{id}", **fields)
 
 
-async def store(repo, *articles: ClassifiedArticle, stored_at: datetime | None = None) -> None:
+def rows_of(*articles: ClassifiedArticle, stored_at: datetime | None = None) -> list[Row]:
     at = stored_at or utcnow()
-    await repo.upsert_many([Row(EnrichedArticle(**a.model_dump(), stored_at=at), doc_hash(a), "") for a in articles])
+    return [Row(EnrichedArticle(**a.model_dump(), stored_at=at), doc_hash(a), "") for a in articles]
+
+
+async def store(repo, *articles: ClassifiedArticle, stored_at: datetime | None = None) -> None:
+    await repo.upsert_many(rows_of(*articles, stored_at=stored_at))
 
 
 async def ids(repo, **query) -> list[str]:
@@ -69,8 +74,11 @@ async def all_ids(repo, **query) -> list[str]:
 
 
 async def corpus(repo) -> None:
-    await store(
-        repo,
+    await store(repo, *corpus_articles())
+
+
+def corpus_articles() -> list[ClassifiedArticle]:
+    return [
         article("shell", "Artillery shell hits Kharkiv", "A single shell struck a school near the front line.",
                 topics=[CONFLICT], places=[KYIV], published_at=T0),
         article("missiles", "North Korea fires missiles", "Pyongyang fired two ballistic missiles toward the sea, Seoul said.",
@@ -82,7 +90,7 @@ async def corpus(repo) -> None:
         article("missiles-copy", "North Korea fires missiles", "Pyongyang fired two ballistic missiles toward the sea, Seoul said.",
                 topics=[CONFLICT, POLITICS], places=[NORTH_KOREA, SEOUL], published_at=T0 - timedelta(hours=4),
                 duplicate_of="missiles", duplicate_score=1.0, source="copycat"),
-    )
+    ]
 
 
 async def test_search_by_words_with_stemming_in_title_and_text(repo):
@@ -298,6 +306,53 @@ def test_fts5_query_quotes_every_term():
     assert fts5_query("title:x*") == '"title:x*"'
 
 
+def long_story(id: str, last_sentence: str = "A zeppelin drifted over the harbour.") -> ClassifiedArticle:
+    """A story whose last sentence starts well after the lead, with a keyword and a person named late on."""
+    filler = "The council met again on Tuesday and discussed the budget at length. " * 30
+    assert len(filler) > LEAD_CHARS
+    return article(id, "Council budget talks", f"The mayor opened the session in Busan. {filler}{last_sentence} "
+                   "Commissioner Okonkwo said nothing.", keywords=["harbour tax"],
+                   entities=[Entity(name="Adaeze Okonkwo", kind="person", count=1)])
+
+
+@pytest.mark.parametrize("scope", ["full", "lead"])
+async def test_what_search_indexes_in_each_scope(database_url, scope):
+    """full (the default): every word; lead: the title, the lead, the keywords and names, not the whole text."""
+    repo = open_repository(database_url, search_scope=scope)
+    await repo.connect()
+    try:
+        await repo.migrate()
+        await store(repo, long_story("long"))
+        assert await ids(repo, q="budget talks") == ["long"]  # the title
+        assert await ids(repo, q="Busan") == ["long"]  # the lead
+        assert await ids(repo, q="Okonkwo") == ["long"]  # a name the classifier found further down
+        assert await ids(repo, q='"harbour tax"') == ["long"]  # a keyword
+        # A word past the lead that is neither: found in full scope only.
+        assert await ids(repo, q="zeppelin") == (["long"] if scope == "full" else [])
+    finally:
+        await repo.close()
+
+
+async def test_rows_stored_before_0005_stay_searchable_on_their_whole_text_until_rewritten(database_url):
+    repo = open_repository(database_url)
+    await repo.connect()
+    try:
+        await repo.migrate(target=4)
+        await insert_old_rows(repo, rows_of(long_story("old")))
+        assert await ids(repo, q="zeppelin") == ["old"]  # 0003's index: the whole text
+        assert await repo.migrate() == ["0005_search_in_upsert.sql"]
+        assert await ids(repo, q="zeppelin") == ["old"]
+        assert await ids(repo, q="Okonkwo") == ["old"]
+        await store(repo, long_story("old", "A blimp drifted over the harbour."), long_story("new"))
+        # Both written by today's upsert, on their whole text (the default scope): the old one re-indexed.
+        assert await ids(repo, q="zeppelin") == ["new"]
+        assert await ids(repo, q="blimp") == ["old"]
+        assert sorted(await ids(repo, q="Busan")) == ["new", "old"]
+        await _child_rows(repo, database_url)  # SQLite: the FTS5 index passes its integrity check
+    finally:
+        await repo.close()
+
+
 async def test_the_index_follows_updates_of_an_article(repo):
     await store(repo, article("u1", "Floods in the north", "Rivers burst their banks."))
     assert await ids(repo, q="floods") == ["u1"]
@@ -312,8 +367,8 @@ async def test_migration_from_version_2_indexes_the_rows_already_there(database_
     await repo.connect()
     try:
         assert await repo.migrate(target=2) == ["0001_articles.sql", "0002_source_entry.sql"]
-        await corpus(repo)  # written by version 2's schema
-        assert await repo.migrate() == ["0003_search.sql", "0004_article_sources.sql"]
+        await insert_old_rows(repo, rows_of(*corpus_articles()))  # written by version 2's schema
+        assert await repo.migrate() == ["0003_search.sql", "0004_article_sources.sql", "0005_search_in_upsert.sql"]
         assert await repo.count() == 5
         assert await ids(repo, q="shells") == ["shell"]
         assert await ids(repo, q="missiles", topic="conflict", place="kp", duplicate=False) == ["missiles"]
