@@ -16,6 +16,8 @@ from typing import Any
 import redis.asyncio as aredis
 
 _classes: dict[type, type] = {}
+# The "$<length>\r\n" headers of short arguments (ids, field names, metadata), made once instead of per argument.
+_HEADERS = [b"$%d\r\n" % n for n in range(512)]
 
 
 def pack(args: tuple[Any, ...]) -> bytes | None:
@@ -30,7 +32,8 @@ def pack(args: tuple[Any, ...]) -> bytes | None:
             arg = b"%d" % arg
         elif kind is not bytes:
             return None  # bool is not int here on purpose: redis-py refuses it
-        append(b"$%d\r\n" % len(arg))
+        n = len(arg)
+        append(_HEADERS[n] if n < 512 else b"$%d\r\n" % n)
         append(arg)
         append(b"\r\n")
     return b"".join(out)
