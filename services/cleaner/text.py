@@ -8,8 +8,14 @@ from datetime import date
 
 import ftfy
 
-# Curly quotes stay curly; full-width CJK punctuation stays full-width.
-FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, fix_character_width=False, normalization="NFC")
+# Curly quotes stay curly; full-width CJK punctuation stays full-width. No explanation of the fixes: unused.
+FTFY_CONFIG = ftfy.TextFixerConfig(uncurl_quotes=False, fix_character_width=False, normalization="NFC", explain=False)
+# Lines ftfy leaves as they are, whatever their neighbours: tab, printable ASCII but "&" (which may start an HTML
+# entity), and the curly quotes, dashes and ellipsis of ordinary text (kept curly by FTFY_CONFIG, never part of
+# what ftfy takes for mojibake unless next to a character outside this set). ftfy fixes a text line by line, so
+# only the other lines need it: most of an English article is skipped, and ftfy was 7% of the cleaner's CPU.
+PLAIN_LINE = re.compile(r"[\t\x20-\x25\x27-\x7e’‘“”—–…]*\n?")
+PLAIN_TEXT = re.compile(r"[\t\n\x20-\x25\x27-\x7e’‘“”—–…]*")
 
 DATE_HEADER = re.compile(r"[\s\ufeff]*date[ \t]+(\d{4}-\d{2}-\d{2})(?:[ \t]+|[ \t\r]*(?:\n|$))")
 
@@ -52,6 +58,13 @@ TRAILER_PATTERNS = (
     r"_{3,}",
 )
 TRAILER_WINDOW = 2000  # characters at the end searched for one trailer; a credit line is shorter
+# Words that each of TRAILER_PATTERNS, in this order, cannot match without (case aside). The patterns are tried at
+# every position of the window (0.4 ms a text); one search for these words tells when none of them can match.
+TRAILER_WORDS = (
+    r"©|\(c\)|copyright", r"this\s+material", r"our\s+standards",
+    r"\((?:additional\s+)?(?:reporting|writing|editing|compiled)", r"contributed", r"follow\s+ap", r"___",
+)
+TRAILER_HINT = re.compile("|".join(TRAILER_WORDS), re.IGNORECASE)
 # A trailer starts a paragraph or follows the end of a sentence.
 TRAILERS = [
     re.compile(rf"(?:\A|(?<=\n)|(?<=[.!?”\"')])\s)(?:{p})\s*\Z", re.IGNORECASE) for p in TRAILER_PATTERNS
@@ -89,8 +102,40 @@ def split_date_header(text: str) -> tuple[date | None, str]:
 def repair(text: str) -> tuple[str, bool]:
     """Mojibake fixed and NFC; True when the repair changed more than line endings, BOMs and normalisation."""
     text = LINE_BREAKS.sub("\n", text)
-    fixed = ftfy.fix_text(text, FTFY_CONFIG)
+    fixed = fix_text(text)
     return fixed, fixed != unicodedata.normalize("NFC", text.replace("\ufeff", ""))
+
+
+def fix_text(text: str) -> str:
+    """`ftfy.fix_text(text, FTFY_CONFIG)`, with the PLAIN_LINE lines passed over and the others given to ftfy in runs.
+
+    ftfy fixes each line on its own (a line of mojibake does not taint the next), and carries one thing from line
+    to line: after a line with a "<" it no longer decodes HTML entities. A run starts with that state as ftfy's
+    own loop would have it."""
+    if PLAIN_TEXT.fullmatch(text):
+        return text
+    out: list[str] = []
+    run: list[str] = []
+    config = run_config = FTFY_CONFIG
+    pos = 0
+    while pos < len(text):
+        end = text.find("\n", pos) + 1 or len(text)
+        line = text[pos:end]
+        if PLAIN_LINE.fullmatch(line):
+            if run:
+                out.append(ftfy.fix_text("".join(run), run_config))
+                run = []
+            out.append(line)
+        else:
+            if not run:
+                run_config = config
+            run.append(line)
+        if config.unescape_html == "auto" and "<" in line:
+            config = config._replace(unescape_html=False)
+        pos = end
+    if run:
+        out.append(ftfy.fix_text("".join(run), run_config))
+    return "".join(out)
 
 
 def normalise_whitespace(text: str) -> str:
@@ -118,19 +163,21 @@ def normalise_whitespace(text: str) -> str:
 
 
 # Typewriter-era stand-ins for typographic quotes, as wire copy and OCR'd or TeX-ish text still carry them.
-# Real quotes, curly or straight, and other languages' quotes (« », „ “) are left as they are.
+# Real quotes, curly or straight, and other languages' quotes (« », „ “) are left as they are. Each with what a
+# text must contain for it to match, so that most texts skip the search (the '' one alone took 0.09 ms a text).
 QUOTE_STANDINS = (
-    (re.compile(r"``"), "\u201c"),
-    (re.compile(r"(?<=\S)''|''(?=\s|$)"), "\u201d"),
-    (re.compile(r"[\u2033\u301d\u301e\uff02]"), '"'),  # double prime and CJK double quotes used as quotes
-    (re.compile(r"`(?=\w)"), "\u2018"),
-    (re.compile(r"\u2032(?=[a-z])"), "\u2019"),  # a prime used as an apostrophe: Korea\u2032s
+    (re.compile(r"``"), "\u201c", "``"),
+    (re.compile(r"(?<=\S)''|''(?=\s|$)"), "\u201d", "''"),
+    (re.compile(r"[\u2033\u301d\u301e\uff02]"), '"', ""),  # double prime and CJK double quotes used as quotes
+    (re.compile(r"`(?=\w)"), "\u2018", "`"),
+    (re.compile(r"\u2032(?=[a-z])"), "\u2019", "\u2032"),  # a prime used as an apostrophe: Korea\u2032s
 )
 
 
 def normalise_quotes(text: str) -> str:
-    for pattern, replacement in QUOTE_STANDINS:
-        text = pattern.sub(replacement, text)
+    for pattern, replacement, needed in QUOTE_STANDINS:
+        if needed in text:
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -168,6 +215,8 @@ def strip_trailers(text: str) -> str:
     changed = True
     while changed and text:
         changed = False
+        if not TRAILER_HINT.search(text, max(0, len(text) - TRAILER_WINDOW)):
+            break
         for pattern in TRAILERS:
             m = pattern.search(text, max(0, len(text) - TRAILER_WINDOW))
             if m:

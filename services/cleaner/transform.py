@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import date, datetime, time, timezone
+from functools import cache
 
 from services.cleaner.dateline import parse_dateline
 from services.cleaner.extract import MAX_HTML_BYTES, Extracted, extract_html
@@ -87,6 +88,27 @@ def clean(
     if store_raw:
         _attach_raw_source(article, raw, max_html_bytes if max_body_bytes is None else max_body_bytes)
     return article
+
+
+# A small page for warm_up: a short text (so the full extraction cascade runs, with jusText), and dates that
+# htmldate's own patterns do not read (it looks up month names in every dateparser locale, then asks dateparser).
+WARM_UP_PAGE = """<html lang="en"><head><title>Storm closes the port</title></head><body>
+<div><span class="date">vendredi 2, 10:30</span> <span class="date">March 3 10:30 2021</span></div>
+<article><h1>Storm closes the port</h1><p>SAVANNAH, Ga. (AP) — The port closed on Tuesday as the storm came ashore,
+officials said.</p></article></body></html>"""
+
+
+@cache
+def warm_up() -> None:
+    """Pay the cleaner's one-time costs before the first article instead of on it: the place tables and the
+    language model, jusText's stop lists, dateparser's locales, the regular expressions built on first use.
+    About a second, once per process; left to the first pages, it was 3% of the cleaner's time over 724 articles."""
+    for raw in (RawArticle(text="SEOUL, South Korea (AP) — A warm-up sentence for the cleaner's place tables."),
+                RawArticle(html=WARM_UP_PAGE, url="https://example.com/warm-up")):
+        try:
+            clean(raw, article_id="warm-up")
+        except PermanentError:
+            pass
 
 
 def raw_source(raw: RawArticle) -> dict[str, str | None]:

@@ -1,6 +1,8 @@
 import pytest
+import trafilatura
+from trafilatura.utils import load_html
 
-from services.cleaner.extract import Extracted, extract_html
+from services.cleaner.extract import Extracted, _date_params, _metadata, extract_html
 from shared.errors import PermanentError
 
 PAGE = """<!DOCTYPE html>
@@ -95,3 +97,26 @@ def test_an_alarm_after_the_block_never_leaks():
                     pass
         except Exception:
             pass  # PermanentError is fine; anything escaping as a BaseException fails the test
+
+
+# -- the author step, pruning the tree in place (extract._metadata with may_prune) ----------------------------
+
+AUTHOR_PAGE = """<html><head><title>t</title></head><body>
+<div class="comments"><span class="author">Commenter Name</span></div>
+<div class="sidebar"><a class="author-name">Sidebar Person</a></div>
+<div id="main"><p class="byline">By Jane Doe</p><span class="AuthorName">Jane Doe</span>
+<span id="xAuthor">Jane</span><div class="post-author writer">Jane Doe</div><span class="">x</span>
+<div data-component="Byline">Jane Doe</div><time>today</time><figure><span class="author">Photographer</span></figure>
+</div></body></html>"""
+
+
+@pytest.mark.parametrize("may_prune", [False, True])
+def test_metadata_agrees_with_extract_metadata_on_a_page_without_author_meta(may_prune):
+    theirs = trafilatura.extract_metadata(load_html(AUTHOR_PAGE), default_url="https://x.example/a", date_config=_date_params())
+    tree = load_html(AUTHOR_PAGE)
+    ours = _metadata(tree, "https://x.example/a", may_prune=may_prune)
+    assert theirs.author and ours.author == theirs.author
+    for name in ("title", "date", "sitename", "description", "url", "image"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    # Without may_prune the caller's tree is left whole.
+    assert (tree.find(".//time") is None) == may_prune

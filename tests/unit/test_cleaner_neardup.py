@@ -120,3 +120,59 @@ def test_signature_cost_per_article():
         signature(text)
     ms = (time.perf_counter() - start) / n * 1000
     print(f"\nsignature: {ms:.2f} ms per {len(text.split())}-word article (extraction is about 10 ms a page)")
+
+
+def reference_immutables(text: str) -> list[str]:
+    """The definition immutables() implements in one pass: every token with its sentence-start flag, then the rules."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", text)
+    toks, start = [], True
+    for m in neardup.TOKEN.finditer(text):
+        word = m.group(0)
+        abbreviation = neardup._is_abbreviation(word)
+        at_end = word.endswith(".") and (m.end() >= len(text) or text[m.end()].isspace())
+        toks.append((word if abbreviation else word.rstrip("."), start))
+        tail = text[m.end() : m.end() + 4]
+        start = bool(neardup.SENTENCE_END.match(tail)) or tail.startswith("\n") or (at_end and not abbreviation)
+    out = []
+    for i, (word, start) in enumerate(toks):
+        norm = neardup.POSSESSIVE.sub("", word.lower()).rstrip(".")
+        if not norm or norm in neardup.NOT_IMMUTABLE:
+            continue
+        if any(c.isdigit() for c in word):
+            out.append(norm)
+        elif word[0].isupper():
+            follows = toks[i + 1] if i + 1 < len(toks) else ("", False)
+            if not start or (follows[0][:1].isupper() and not follows[1]):
+                out.append(norm)
+    return out
+
+
+def test_immutables_follow_their_definition():
+    import random
+
+    rng = random.Random(11)
+    vocab = ["the", "The", "U.S.", "Nov.", "Dr.", "John's", "Korea’s", "covid19", "2024", "8.2%", "A", "a.", "Mr.", "X.",
+             "²3", "e.g.", "Über", "über", "x-ray", "St.", "Paris", "PARIS", "...", ".", "!", "?", "”", ")", "\n", "\n\n",
+             " ", "—", "(", "Jan.", "NASA", "5.", "U.N.", "No.", "said", "North", "Korea"]
+    texts = [s.text for s in STORIES] + [spin(s.text) for s in STORIES]
+    texts += ["".join(rng.choice(vocab) + rng.choice(["", " ", " ", "\n"]) for _ in range(rng.randint(1, 30))) for _ in range(3000)]
+    for text in texts:
+        assert immutables(text) == reference_immutables(text), repr(text)
+
+
+def test_bucket_names_are_those_of_a_fresh_minhash():
+    # The permutations are drawn once per process; the buckets an index already holds must keep their names.
+    import hashlib
+
+    import numpy as np
+    from datasketch import MinHash
+
+    seq = immutables(STORIES[2].text)
+    mh = MinHash(num_perm=neardup.NUM_PERM)
+    mh.update_batch([f.encode() for f in sorted(set(seq) | {f"{a} {b}" for a, b in zip(seq, seq[1:])})])
+    values = np.asarray(mh.hashvalues, dtype=np.uint64)
+    rows = neardup.ROWS
+    expected = tuple(hashlib.blake2b(values[b * rows : (b + 1) * rows].tobytes(), digest_size=8).hexdigest() for b in range(BANDS))
+    assert signature(STORIES[2].text).bands == expected

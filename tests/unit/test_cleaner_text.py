@@ -1,9 +1,16 @@
+import random
 from datetime import date
 
+import ftfy
 import pytest
 
 from services.cleaner.text import (
+    FTFY_CONFIG,
+    TRAILER_HINT,
+    TRAILER_PATTERNS,
+    TRAILER_WORDS,
     first_sentence_title,
+    fix_text,
     normalise,
     normalise_whitespace,
     repair,
@@ -146,3 +153,58 @@ def test_quote_standins_become_typographic_quotes_and_real_quotes_stay():
     assert normalise_whitespace("the North\u2032s `plan'") == "the North\u2019s \u2018plan'"
     assert normalise_whitespace("\u201cCurly\u201d and \"straight\" and \u00abguillemets\u00bb stay") == "\u201cCurly\u201d and \"straight\" and \u00abguillemets\u00bb stay"
     assert normalise_whitespace("rock 'n' roll isn't touched") == "rock 'n' roll isn't touched"
+
+
+# -- fix_text: ftfy's fix_text, with the plain lines passed over -------------------------------------------------
+
+PIECES = [
+    "The ministryâ€™s army", "â€”", "â€œquoteâ€\x9d", "“no”", "’", "‘", "—", "–", "…", "Café", "Cafe\u0301", "Ã©", "Ã ",
+    "Â ", "&amp;", "&lt;b&gt;", "&#x2019;", "&hellip;", "<b>", "a < b", "\x1b[31m", "\x00", "\x7f", "\x92", "ﬁ",
+    "\xa0", "½", "€", "ＬＯＵＤ", "中国", "вЂ™", "Ø§Ù„", "√±", "é", "\t", " ", "\n", "\n", "plain words", "\ufeff",
+]
+
+
+def test_fix_text_is_ftfys_fix_text():
+    rng = random.Random(7)
+    texts = ["".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30))) for _ in range(3000)]
+    texts += [
+        "a < b\n&amp; stays escaped after a '<' line\nâ€” fixed",  # ftfy stops decoding entities after a "<"
+        "&amp; decoded\nplain line\nâ€™ mojibake",
+        "“Curly” quotes — and an ellipsis…\nCafÃ© next to them\n",
+    ]
+    for text in texts:
+        assert fix_text(text) == ftfy.fix_text(text, FTFY_CONFIG), repr(text)
+
+
+def test_plain_text_is_not_sent_to_ftfy(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("ftfy was called")
+
+    monkeypatch.setattr(ftfy, "fix_text", refuse)
+    text = "A line with “curly” quotes, a dash — and an ellipsis…\n\n\tAnother, with <angle> brackets."
+    assert repair(text) == (text, False)
+
+
+# Each of TRAILER_PATTERNS, in order: a trailer it removes, which TRAILER_WORDS must spot.
+TRAILER_EXAMPLES = [
+    "© 2024 The Associated Press. All rights reserved.",
+    "This material may not be published, broadcast, rewritten or redistributed.",
+    "Our Standards: The Thomson Reuters Trust Principles.",
+    "(Reporting by Jane Smith; Editing by Ann Lee)",
+    "Associated Press writer Jane Doe in Paris contributed to this report.",
+    "Follow AP’s coverage of the elections at https://apnews.com/hub/elections",
+    "_____",
+]
+
+
+def test_every_trailer_pattern_has_its_words():
+    assert len(TRAILER_EXAMPLES) == len(TRAILER_PATTERNS) == len(TRAILER_WORDS)
+    for example in TRAILER_EXAMPLES:
+        body = "Body paragraph.\n\n" + example
+        assert strip_trailers(body) == "Body paragraph.", example
+        assert TRAILER_HINT.search(example.upper()), example
+
+
+def test_text_without_trailer_words_is_returned_as_it_is():
+    text = "Prices rose 3% in May.\n\nThe bank said it would act. Reporting season starts next week."
+    assert strip_trailers(text) == text

@@ -168,3 +168,14 @@ def test_language_hint_used_when_undetermined():
 def test_result_is_a_valid_clean_article():
     article = clean(RawArticle(text=WIRE), article_id="v")
     assert CleanArticle.model_validate_json(article.model_dump_json()) == article
+
+
+def test_warm_up_runs_once_and_leaves_clean_as_it_was():
+    from services.cleaner.transform import WARM_UP_PAGE, warm_up
+
+    warm_up()
+    warm_up()  # cached: a second stage in the same process pays nothing
+    assert warm_up.cache_info().hits >= 1
+    article = clean(RawArticle(html=WARM_UP_PAGE, url="https://example.com/warm-up"), article_id="w")
+    assert article.dateline and article.dateline.city == "Savannah"
+    assert article.published_at and article.published_at.date().isoformat() == "2021-03-03"
