@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 from shared.contract import CleanArticle, RawArticle, parse_raw
 from shared.logging import get_logger
 from shared.transport import Entry, Outcome, StageSpec
-from shared.transport.runner import Item, run_one
+from shared.transport.runner import Item, run_all
 
 from .dedup import ExactDuplicateIndex
 from .neardup import NearDuplicateIndex
-from .transform import RAW_SOURCE_SKIPPED_KEY, clean
+from .transform import RAW_SOURCE_SKIPPED_KEY, clean, warm_up
 
 log = get_logger("newsflow.cleaner")
 
@@ -21,6 +21,7 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
     """Exact duplicates (same normalised text) first; the rest are checked for near duplicates when `near`
     is given. A duplicate is marked (`duplicate_of`, `duplicate_score`), never dropped. `store_raw`
     (NEWSFLOW_STORE_RAW): the raw source rides along in the metadata for storage to keep."""
+    warm_up()  # once per process: the first pages would pay it, about a second
 
     def one(entry: Entry, raw: RawArticle) -> CleanArticle:  # type: ignore[override]
         received = datetime.fromtimestamp(entry.timestamp_ms() / 1000, timezone.utc)
@@ -31,7 +32,7 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
         return article
 
     async def process(items: list[Item]) -> list[Outcome]:
-        outcomes = [run_one(one, entry, raw) for entry, raw in items]
+        outcomes = await run_all(one, items)  # in a worker thread: extraction must not hold the event loop
         cleaned = [o.output for o in outcomes if isinstance(o.output, CleanArticle)]
         dupes = await dedup.first_seen([(a.id, a.content_hash) for a in cleaned])
         for article in cleaned:
@@ -44,5 +45,10 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
                     article.duplicate_of, article.duplicate_score = hit.of, hit.score
         return outcomes
 
+    # Plain text (1 to 2 ms an article) is cleaned and committed before the batch's HTML pages (about 14 ms each).
     return StageSpec(name="cleaner", input="raw", output="cleaned", decode=parse_raw, process=process,
-                     model=RawArticle)
+                     model=RawArticle, first=_plain_text)
+
+
+def _plain_text(raw: RawArticle) -> bool:
+    return not (raw.html and raw.html.strip())

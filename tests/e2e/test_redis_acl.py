@@ -490,3 +490,24 @@ async def test_rate_limits_and_webhook_delivery_work_under_their_own_users_only(
         assert refused(lambda: webhook.xadd(stream, {"body": "{}"})), f"webhook may XADD {stream}"
     assert refused(lambda: webhook.xrange(T.raw)) and refused(lambda: webhook.xdel(T.enriched, "0-1"))
     assert refused(lambda: webhook.hset(T.stream("errors:storage"), "1-1", "x"))
+
+
+async def test_the_cleaner_user_runs_the_near_duplicate_script(acl):
+    """Long stories reach the near-duplicate index: its one-call script runs under the cleaner's own user, with no
+    denial and no fallback to the slower pipeline."""
+    from services.cleaner.neardup import NearDuplicateIndex
+    from shared.transport.app import redis_client
+
+    settings = Settings(stream_prefix=T.prefix, redis_username="cleaner", redis_password=acl.passwords["cleaner"])
+    client = redis_client(f"redis://127.0.0.1:{acl.port}/0", settings.redis_credentials())
+    index = NearDuplicateIndex(client, T.prefix)
+    story = ("Officials in Geneva said on Tuesday that the talks on the climate fund would resume next week, after "
+             "delegates from 40 countries failed to agree on the size of the fund, which aid groups put at 100 billion "
+             "dollars a year. The chair, Maria Lopez of Chile, said 12 proposals were still on the table. ")
+    try:
+        found = await index.check_and_add([("n1", story * 3), ("n2", story * 3 + "One more sentence, said Lopez.")])
+        assert index.use_script, "the script was refused: the cleaner fell back to the pipeline"
+        assert found["n1"] is None and found["n2"] is not None and found["n2"].of == "n1"
+    finally:
+        await client.aclose()
+    assert acl.denials() == []
