@@ -122,3 +122,35 @@ async def test_cost_of_the_index_check_per_article(client, prefix):
         await idx.check_and_add([(f"{aid}-{n}", text) for aid, text in texts])
     ms = (time.perf_counter() - start) / (rounds * len(texts)) * 1000
     print(f"\nnear-dup signature + Redis check_and_add: {ms:.2f} ms per article in batches of {len(texts)}")
+
+
+async def test_the_script_and_the_pipeline_give_the_same_answers(client, prefix):
+    scripted, piped = index(client, prefix + "-s"), index(client, prefix + "-p")
+    piped.use_script = False
+    batches = [
+        [(f"{s.key}-a", s.text) for s in STORIES[:4]],
+        [(f"{s.key}-b", spin(s.text)) for s in STORIES[:6]] + [("short", "Too short.")],
+        [(f"{s.key}-c", truncate(s)) for s in STORIES[2:]] + [(f"{STORIES[0].key}-a", STORIES[0].text)],
+    ]
+    found = []
+    for batch in batches:
+        found.append(await scripted.check_and_add(batch))
+        assert found[-1] == await piped.check_and_add(batch)
+    assert scripted.use_script
+    assert sum(hit is not None for answers in found for hit in answers.values()) >= 6  # spun and cut copies found
+
+
+async def test_a_user_not_allowed_the_script_gets_the_pipeline(client, prefix):
+    import redis.exceptions
+
+    idx = index(client, prefix)
+
+    async def refused(**kwargs):
+        raise redis.exceptions.NoPermissionError("this user has no permissions to access one of the keys")
+
+    idx._script = refused
+    story = STORIES[0]
+    assert await idx.check_and_add([("orig", story.text)]) == {"orig": None}
+    assert not idx.use_script
+    found = await idx.check_and_add([("spun", spin(story.text))])
+    assert found["spun"] is not None and found["spun"].of == "orig"
