@@ -180,17 +180,34 @@ def wait_out(r: redis.Redis, prefix: str, target: int, workers: Workers, timeout
         time.sleep(0.01)
 
 
-def enriched_times(r: redis.Redis, prefix: str, after: str) -> dict[str, int]:
-    """Article id -> time (ms) its enriched entry was added, for entries after id `after`."""
+def enriched_times(r: redis.Redis, prefix: str, after: str, stream: str = "enriched") -> dict[str, int]:
+    """Article id -> time (ms) its entry on `stream` was added, for entries after id `after`."""
     out: dict[str, int] = {}
     start = f"({after}" if after != "-" else "-"
     while True:
-        batch = r.xrange(f"{prefix}:enriched", min=start, count=1000)
+        batch = r.xrange(f"{prefix}:{stream}", min=start, count=1000)
         if not batch:
             return out
         for entry_id, fields in batch:
             out.setdefault(json.loads(fields[b"body"])["id"], entry_ms(entry_id))
         start = f"({batch[-1][0].decode()}"
+
+
+def tail_line(r: redis.Redis, prefix: str, after: dict[str, str], sent: dict[str, tuple[str, int]],
+              arrived: dict[str, int]) -> str:
+    """Where the slowest 5% of plain-text articles spent their time: the median of each hop between the times
+    their entries were added to raw, cleaned, classified and enriched."""
+    cleaned = enriched_times(r, prefix, after["cleaned"], "cleaned")
+    classified = enriched_times(r, prefix, after["classified"], "classified")
+    text = sorted((arrived[i] - t, i) for i, (k, t) in sent.items() if k == "text" and i in arrived)
+    tail = [i for _, i in text[int(len(text) * 0.95):] if i in cleaned and i in classified]
+    if not tail:
+        return "plain text, slowest 5%: -"
+    hops = [("cleaner", [cleaned[i] - sent[i][1] for i in tail]),
+            ("classifier", [classified[i] - cleaned[i] for i in tail]),
+            ("storage", [arrived[i] - classified[i] for i in tail])]
+    return "plain text, slowest 5%, median ms per stage: " + ", ".join(
+        f"{name} {percentile(v, 50):.0f}" for name, v in hops)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -281,6 +298,7 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> None:
             n = max(1, round(rate * args.duration))
             bodies_k = source.bodies(n, f"load{load}")
             after = last_id(r, f"{prefix}:enriched")
+            after_stage = {name: last_id(r, f"{prefix}:{name}") for name in ("cleaned", "classified")}
             base = out_count(r, prefix)
             cpu.start()
             sent, worst = open_loop(r, prefix, bodies_k, rate)
@@ -296,6 +314,7 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> None:
                 name = "plain text" if kind == "text" else "html"
                 print(f"  {label:<26} {name:<11} {len(lat):>8}{figures}")
                 label = ""
+            print(f"  {'':<26} {tail_line(r, prefix, after_stage, sent, arrived)}")
             missing = [i for i in sent if i not in arrived]
             note = f", {len(missing)} dead-lettered (not counted)" if missing else ""
             print(f"  {'':<26} producer's worst lag behind schedule {worst * 1000:.0f} ms{note}")

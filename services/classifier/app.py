@@ -19,5 +19,14 @@ def spec(resources: Resources) -> StageSpec:
     def one(entry: Entry, article: CleanArticle) -> ClassifiedArticle:  # type: ignore[override]
         return classify(article, resources)
 
+    # Briefs are classified and committed before the long articles of their batch: classification time grows with
+    # the text (about 5 ms for 700 words), so a brief need not wait for its batch-mates.
     return StageSpec(name="classifier", input="cleaned", output="classified", decode=_decode, process=each(one, offload=True),
-                     model=CleanArticle)
+                     model=CleanArticle, first=_brief)
+
+
+BRIEF_WORDS = 400
+
+
+def _brief(article: CleanArticle) -> bool:
+    return article.word_count <= BRIEF_WORDS

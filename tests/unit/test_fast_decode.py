@@ -53,3 +53,4 @@ def test_a_body_over_the_limit_is_refused_before_parsing():
     runner.settings = Settings(max_body_bytes=1024)
     (outcome,) = _decide(runner, [json.dumps({"url": "https://example.org/a", "text": "x" * 2000}).encode()])
     assert calls == [] and "over the 1,024-byte limit" in outcome.dead_letter
+
