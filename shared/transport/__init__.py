@@ -1,7 +1,8 @@
 """The reliability core, written once and used by every stage.
 
-read a batch -> decode each entry -> the stage's batch function -> one MULTI/EXEC that publishes the
-outputs and dead letters and acks what was finished. Entries left pending (a crash, a transient error)
+read a batch -> decode each entry -> the stage's batch function -> one commit script that publishes the
+outputs and dead letters and acks what was finished, for the entries this consumer still owns (two commits
+when the stage picks articles to go first). Entries left pending (a crash, a transient error)
 are reclaimed by `reclaim.py` after an idle time, and dead-lettered once they pass `max_deliveries`.
 """
 

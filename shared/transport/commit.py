@@ -13,8 +13,8 @@ from typing import Any
 
 # KEYS: input stream, output stream, dlq stream, errors hash
 # ARGV: group, consumer, maxlen, errors_ttl, then per entry: id, kind, n, and the entry's n field arguments
-#   (name, value, name, value...), which XADD takes as they are: no copy or split in Lua, and redis-py packs the
-#   whole command in C with hiredis (packing.py).
+#   (name, value, name, value...), which XADD takes as they are: no copy or split in Lua; the workers' client
+#   packs the whole command in one pass (packing.py).
 # kind: "out" (publish to output), "dlq" (publish a dead letter), "done" (ack only), "retry" (record the error, no ack)
 # Ownership: one XPENDING over the batch's id range for this consumer; only when that reply is full (the range holds
 # more of our pending entries than it returned) are the missing ids asked one by one.
