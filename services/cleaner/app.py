@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from shared.contract import CleanArticle, RawArticle, parse_raw
 from shared.logging import get_logger
 from shared.transport import Entry, Outcome, StageSpec
-from shared.transport.runner import Item, run_all
+from shared.transport.runner import Item, run_yielding
 
 from .dedup import ExactDuplicateIndex
 from .neardup import NearDuplicateIndex
@@ -32,7 +32,9 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
         return article
 
     async def process(items: list[Item]) -> list[Outcome]:
-        outcomes = await run_all(one, items)  # in a worker thread: extraction must not hold the event loop
+        # On the main thread, where the extraction time limit (a SIGALRM timer) works; the loop gets a turn after
+        # every article.
+        outcomes = await run_yielding(one, items)
         cleaned = [o.output for o in outcomes if isinstance(o.output, CleanArticle)]
         dupes = await dedup.first_seen([(a.id, a.content_hash) for a in cleaned])
         for article in cleaned:

@@ -106,6 +106,17 @@ def each(fn: Callable[[Entry, BaseModel], BaseModel], *, offload: bool = False) 
     return process
 
 
+async def run_yielding(fn: Callable[[Entry, BaseModel], BaseModel], items: list[Item]) -> list[Outcome]:
+    """run_one over the batch on the event loop's own thread, handing the loop a turn after every article, for
+    per-article code that must run on the main thread: the cleaner's extraction time limit is a SIGALRM timer,
+    which only the main thread receives. Heartbeats and probes wait at most one article (itself time-limited)."""
+    out = []
+    for entry, model in items:
+        out.append(run_one(fn, entry, model))
+        await asyncio.sleep(0)
+    return out
+
+
 async def run_all(fn: Callable[[Entry, BaseModel], BaseModel], items: list[Item]) -> list[Outcome]:
     """run_one over the batch in a worker thread: while a CPU-heavy stage works, the event loop still gets the GIL
     (Python hands it over every 5 ms), so heartbeats, commits of other groups and health probes stay responsive.
@@ -169,15 +180,16 @@ class StageRunner:
         committed: list[Outcome] = []
         try:
             self.metrics.read(len(entries))
+            started = time.perf_counter()
             rejected, items = await self._decode_all(entries)
             for group in self._groups(items):
-                started = time.perf_counter()
                 outcomes = rejected + (await self._process(group) if group else [])
                 rejected = []
                 for o in outcomes:
                     _serialise(o)
-                if group:
-                    self.metrics.processed(time.perf_counter() - started, len(group))
+                # Every entry of the batch is counted once, the dead letters with the first group.
+                self.metrics.processed(time.perf_counter() - started, len(outcomes))
+                started = time.perf_counter()
                 published, dead_lettered = await self._commit(outcomes)
                 committed += outcomes
                 self.in_flight.difference_update(o.entry.id for o in outcomes)

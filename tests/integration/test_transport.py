@@ -466,3 +466,36 @@ async def test_an_offloaded_stage_leaves_the_event_loop_free(redis_url, prefix, 
 
     assert await ticks_during(each(spin)) <= 1
     assert await ticks_during(each(spin, offload=True)) >= 5
+
+
+async def test_run_yielding_stays_on_the_main_thread_and_lets_the_loop_in_between_articles(redis_url, prefix, r):
+    """The cleaner's way: its extraction time limit needs the main thread; the loop still runs between articles."""
+    import threading
+
+    from shared.transport.runner import run_yielding
+
+    threads: list[bool] = []
+    ticks = 0
+
+    def work(entry: Entry, raw: BaseModel) -> Echo:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return echo(entry, raw)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    for i in range(3):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"t{i}", "id": f"y{i}"})})
+    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items))
+    await runner.ensure_groups()
+    entries = await read_new(runner)
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    start = ticks
+    await runner.handle_batch(entries)
+    task.cancel()
+    assert threads == [True, True, True] and ticks - start >= 3
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["y0", "y1", "y2"]
