@@ -103,37 +103,36 @@ class StageMetrics:
 
 def observe_many(histogram: Any, value: float, times: int) -> None:
     """`histogram.observe(value)` `times` times, in one step: a batch's articles share one per-article time, and a
-    loop of observe() calls was a visible share of a relay stage's CPU. Uses prometheus_client's histogram fields
-    (`_sum`, `_upper_bounds`, `_buckets`, as its own observe() does); falls back to the loop if they change."""
-    try:
-        bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
-    except AttributeError:
-        for _ in range(times):
-            histogram.observe(value)
-        return
-    total.inc(value * times)
-    for i, bound in enumerate(bounds):
-        if value <= bound:
-            buckets[i].inc(times)
-            break
+    loop of observe() calls was a visible share of a relay stage's CPU."""
+    _observe_weighted(histogram, [(value, times)])
 
 
 def observe_each(histogram: Any, values: list[float]) -> None:
-    """`histogram.observe(v)` for each value, with one increment per bucket touched instead of one per value (the
-    same prometheus_client fields as observe_many; the loop if they change)."""
+    """`histogram.observe(v)` for each value, with one increment per bucket touched instead of one per value."""
+    _observe_weighted(histogram, [(value, 1) for value in values])
+
+
+def _observe_weighted(histogram: Any, weighted: list[tuple[float, int]]) -> None:
+    """Each (value, times) observed `times` times. Uses prometheus_client's histogram fields (`_sum`,
+    `_upper_bounds`, `_buckets`, as its own observe() does); falls back to observe() if they change."""
     try:
         bounds, buckets, total = histogram._upper_bounds, histogram._buckets, histogram._sum
     except AttributeError:
-        for value in values:
-            histogram.observe(value)
-        return
-    if not values:
+        for value, times in weighted:
+            for _ in range(times):
+                histogram.observe(value)
         return
     counts: dict[int, int] = {}
-    for value in values:
+    added = 0.0
+    for value, times in weighted:
+        if times <= 0:
+            continue
         i = bisect_left(bounds, value)  # the first bound >= value, as observe() picks it; the last bound is +Inf
-        counts[i] = counts.get(i, 0) + 1
-    total.inc(sum(values))
+        counts[i] = counts.get(i, 0) + times
+        added += value * times
+    if not counts:
+        return
+    total.inc(added)
     for i, n in counts.items():
         buckets[i].inc(n)
 

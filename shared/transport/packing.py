@@ -39,24 +39,22 @@ def pack(args: tuple[Any, ...]) -> bytes | None:
     return b"".join(out)
 
 
-def _pack_command(self: Any, *args: Any) -> list[bytes]:
-    # The same handling of a command name with spaces ("CLIENT SETNAME") as redis-py's packer.
-    if isinstance(args[0], str):
-        args = tuple(args[0].encode().split()) + args[1:]
-    elif b" " in args[0]:
-        args = tuple(args[0].split()) + args[1:]
-    packed = pack(args)
-    if packed is None:
-        return super(type(self), self).pack_command(*args)
-    return [packed]
-
-
 def fast_connection_class(base: type) -> type:
     """`base` (a redis.asyncio connection class) packing its commands with pack()."""
     if getattr(base, "_fast_packing", False):
         return base
     if base not in _classes:
-        _classes[base] = type(f"Fast{base.__name__}", (base,), {"pack_command": _pack_command, "_fast_packing": True})
+
+        def pack_command(self: Any, *args: Any) -> list[bytes]:
+            # The same handling of a command name with spaces ("CLIENT SETNAME") as redis-py's packer.
+            if isinstance(args[0], str):
+                args = tuple(args[0].encode().split()) + args[1:]
+            elif b" " in args[0]:
+                args = tuple(args[0].split()) + args[1:]
+            packed = pack(args)
+            return base.pack_command(self, *args) if packed is None else [packed]
+
+        _classes[base] = type(f"Fast{base.__name__}", (base,), {"pack_command": pack_command, "_fast_packing": True})
     return _classes[base]
 
 

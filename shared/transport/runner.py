@@ -183,10 +183,8 @@ class StageRunner:
             started = time.perf_counter()
             rejected, items = await self._decode_all(entries)
             for group in self._groups(items):
-                outcomes = rejected + (await self._process(group) if group else [])
+                outcomes = await self._outcomes(rejected, group)
                 rejected = []
-                for o in outcomes:
-                    _serialise(o)
                 # Every entry of the batch is counted once, the dead letters with the first group.
                 self.metrics.processed(time.perf_counter() - started, len(outcomes))
                 started = time.perf_counter()
@@ -203,13 +201,15 @@ class StageRunner:
                 self._end_spans(entries, committed)
 
     def _groups(self, items: list[Item]) -> list[list[Item]]:
-        """One group, or with `spec.first` the articles it picks, then the others (groups never empty, and
-        always at least one, so dead letters of a batch with nothing to process are still committed)."""
+        """One group, or with `spec.first` the articles it picks, then the others. Always at least one group (an
+        empty one when nothing decoded), so the dead letters of such a batch are still committed."""
         if self.spec.first is None or len(items) < 2:
             return [items]
-        picked = [i for i in items if self.spec.first(i[1])]
-        rest = [i for i in items if not self.spec.first(i[1])]
-        return [g for g in (picked, rest) if g] or [[]]
+        picked: list[Item] = []
+        rest: list[Item] = []
+        for item in items:
+            (picked if self.spec.first(item[1]) else rest).append(item)
+        return [g for g in (picked, rest) if g]
 
     def _start_spans(self, entries: list[Entry]) -> None:
         """This stage's span of each entry's trace: a child of the entry's traceparent, or a new trace when it
@@ -247,9 +247,11 @@ class StageRunner:
 
     async def _decide(self, entries: list[Entry]) -> list[Outcome]:
         """Every entry's outcome, all in one group, serialised: handle_batch without the commit."""
-        outcomes, items = await self._decode_all(entries)
-        if items:
-            outcomes.extend(await self._process(items))
+        return await self._outcomes(*await self._decode_all(entries))
+
+    async def _outcomes(self, rejected: list[Outcome], group: list[Item]) -> list[Outcome]:
+        """The dead letters already decided, then the group's processed outcomes, each output serialised."""
+        outcomes = rejected + (await self._process(group) if group else [])
         for o in outcomes:
             _serialise(o)
         return outcomes
