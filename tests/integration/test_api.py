@@ -72,13 +72,6 @@ CORPUS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'api.db'}"
-    return request.getfixturevalue("pg_url")
-
-
 async def seed(database_url: str, articles: list[ClassifiedArticle]) -> None:
     """Rows written the way storage writes them (the API itself cannot write)."""
     repo = open_repository(database_url)

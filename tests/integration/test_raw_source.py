@@ -9,7 +9,6 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aredis
 
 from services.classifier.transform import Resources, classify, load_resources
@@ -26,22 +25,6 @@ from tests.storage_rows import insert_old_rows
 HTML = (Path(__file__).resolve().parents[2] / "services" / "samples" / "storm-lisbon.html").read_text(encoding="utf-8")
 URL = "https://coastal.example/storm"
 WIRE = "PARIS (AFP) -- The council met on Tuesday to discuss next year's budget, officials said."
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'raw.db'}"
-    return request.getfixturevalue("pg_url")
-
-
-@pytest.fixture
-async def repo(database_url):
-    repo = open_repository(database_url)
-    await repo.connect()
-    await repo.migrate()
-    yield repo
-    await repo.close()
 
 
 async def sql(database_url: str, query: str, *args):

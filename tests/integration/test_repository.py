@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from shared.contract import ClassifiedArticle, EnrichedArticle, Place, Topic, utcnow
 from services.storage.repository import Row, doc_hash, open_repository
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'repo.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def article(i: int, text: str = "Some text about things.") -> ClassifiedArticle:

@@ -26,22 +26,6 @@ SEOUL = Place(name="Seoul", kind="city", code="KR")
 KYIV = Place(name="Kyiv", kind="city", code="UA")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'search.db'}"
-    return request.getfixturevalue("pg_url")
-
-
-@pytest.fixture
-async def repo(database_url):
-    repo = open_repository(database_url)
-    await repo.connect()
-    await repo.migrate()
-    yield repo
-    await repo.close()
-
-
 def article(id: str, title: str = "A title", text: str = "Some text.", **fields) -> ClassifiedArticle:
     fields.setdefault("source", "wire")
     fields.setdefault("language", "en")
