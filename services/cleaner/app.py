@@ -11,7 +11,7 @@ from shared.transport.runner import Item, run_yielding
 
 from .dedup import ExactDuplicateIndex
 from .neardup import NearDuplicateIndex
-from .transform import RAW_SOURCE_SKIPPED_KEY, clean, warm_up
+from .transform import RAW_SOURCE_SKIPPED_KEY, clean, has_html, warm_up
 
 log = get_logger("newsflow.cleaner")
 
@@ -49,8 +49,4 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
 
     # Plain text (1 to 2 ms an article) is cleaned and committed before the batch's HTML pages (about 14 ms each).
     return StageSpec(name="cleaner", input="raw", output="cleaned", decode=parse_raw, process=process,
-                     model=RawArticle, first=_plain_text)
-
-
-def _plain_text(raw: RawArticle) -> bool:
-    return not (raw.html and raw.html.strip())
+                     model=RawArticle, first=lambda raw: not has_html(raw))

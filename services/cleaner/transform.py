@@ -45,11 +45,11 @@ def clean(
     """`store_raw`: put the raw source under metadata[RAW_SOURCE_KEY], if the cleaned entry stays within
     `max_body_bytes` (default `max_html_bytes`) with room for the classifier; else note why it is left out."""
     extracted = Extracted()
-    if raw.html and raw.html.strip():
+    if has_html(raw):
         extracted = extract_html(raw.html, raw.url, max_html_bytes)
     original = extracted.text or raw.text or ""
     if not original.strip():
-        kind = "html" if raw.html and raw.html.strip() else "text"
+        kind = "html" if has_html(raw) else "text"
         raise PermanentError(f"no extractable text in the {kind}")
 
     repaired, changed = repair(original)
@@ -111,10 +111,15 @@ def warm_up() -> None:
             pass
 
 
+def has_html(raw: RawArticle) -> bool:
+    """Whether the article came as a page (HTML that is not blank), which the cleaner extracts, or as text."""
+    return bool(raw.html and raw.html.strip())
+
+
 def raw_source(raw: RawArticle) -> dict[str, str | None]:
     """What is kept of the raw article: its HTML if it had any, else its text; and its url."""
-    has_html = bool(raw.html and raw.html.strip())
-    return {"html": raw.html if has_html else None, "text": None if has_html else raw.text, "url": raw.url}
+    page = has_html(raw)
+    return {"html": raw.html if page else None, "text": None if page else raw.text, "url": raw.url}
 
 
 def _attach_raw_source(article: CleanArticle, raw: RawArticle, max_body_bytes: int) -> None:
