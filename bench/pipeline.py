@@ -180,7 +180,7 @@ def wait_out(r: redis.Redis, prefix: str, target: int, workers: Workers, timeout
         time.sleep(0.01)
 
 
-def enriched_times(r: redis.Redis, prefix: str, after: str, stream: str = "enriched") -> dict[str, int]:
+def entry_times(r: redis.Redis, prefix: str, after: str, stream: str = "enriched") -> dict[str, int]:
     """Article id -> time (ms) its entry on `stream` was added, for entries after id `after`."""
     out: dict[str, int] = {}
     start = f"({after}" if after != "-" else "-"
@@ -197,8 +197,8 @@ def tail_line(r: redis.Redis, prefix: str, after: dict[str, str], sent: dict[str
               arrived: dict[str, int]) -> str:
     """Where the slowest 5% of plain-text articles spent their time: the median of each hop between the times
     their entries were added to raw, cleaned, classified and enriched."""
-    cleaned = enriched_times(r, prefix, after["cleaned"], "cleaned")
-    classified = enriched_times(r, prefix, after["classified"], "classified")
+    cleaned = entry_times(r, prefix, after["cleaned"], "cleaned")
+    classified = entry_times(r, prefix, after["classified"], "classified")
     text = sorted((arrived[i] - t, i) for i, (k, t) in sent.items() if k == "text" and i in arrived)
     tail = [i for _, i in text[int(len(text) * 0.95):] if i in cleaned and i in classified]
     if not tail:
@@ -303,7 +303,7 @@ def run(args: argparse.Namespace, url: str, folder: Path) -> None:
             cpu.start()
             sent, worst = open_loop(r, prefix, bodies_k, rate)
             wait_out(r, prefix, base + n, workers, timeout=max(300.0, 2 * args.duration))
-            arrived = enriched_times(r, prefix, after)
+            arrived = entry_times(r, prefix, after)
             label = f"{load}% ({rate:.1f}/s for {n / rate:.0f} s)"
             for kind in ("text", "html"):
                 lat = [arrived[i] - t for i, (k, t) in sent.items() if k == kind and i in arrived]

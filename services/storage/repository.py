@@ -42,16 +42,20 @@ SEARCH_SCOPES = ("full", "lead")
 LEAD_CHARS = 1000
 
 
+def check_scope(scope: str) -> str:
+    if scope not in SEARCH_SCOPES:
+        raise ValueError(f"search scope must be one of {SEARCH_SCOPES}, got {scope!r}")
+    return scope
+
+
 def search_text(article: ClassifiedArticle, scope: str = "full") -> str:
     """The text that full-text search indexes for `article` besides its title."""
     text = article.text
-    if scope == "lead" and len(text) > LEAD_CHARS:
+    if check_scope(scope) == "lead" and len(text) > LEAD_CHARS:
         cut = text[:LEAD_CHARS]
         if not text[LEAD_CHARS - 1].isspace() and not text[LEAD_CHARS].isspace():
             cut = cut.rsplit(None, 1)[0]  # the first half of a cut word is not a word
         text = cut
-    elif scope not in SEARCH_SCOPES:
-        raise ValueError(f"search scope must be one of {SEARCH_SCOPES}, got {scope!r}")
     return "\n".join([text, *article.keywords, *(e.name for e in article.entities)])
 
 
@@ -100,8 +104,7 @@ DELETE_BATCH = 1000
 
 def open_repository(database_url: str, search_scope: str = "full") -> Repository:
     """`search_scope`: what full-text search indexes of the articles this repository writes (SEARCH_SCOPES)."""
-    if search_scope not in SEARCH_SCOPES:
-        raise ValueError(f"search scope must be one of {SEARCH_SCOPES}, got {search_scope!r}")
+    check_scope(search_scope)
     scheme = urlparse(database_url).scheme
     if scheme in ("postgres", "postgresql"):
         from .postgres import PostgresRepository
