@@ -53,7 +53,7 @@ def build_worker(stage: str, settings: Settings, url: str) -> tuple[FastStream, 
         from services.storage import app as storage
         from services.storage.repository import open_repository
 
-        repo = open_repository(settings.effective_database_url(), settings.search_scope)
+        repo = open_repository(settings.effective_database_url(), settings.search_scope, settings.search_index)
 
         async def start() -> None:
             await wait_until_up(repo.connect, "waiting_for_database")

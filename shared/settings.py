@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         "full", description="What storage indexes for full-text search besides the title: 'full', every word of the "
         "text; 'lead', its first 1,000 characters, with the keywords and entity names of the whole text (writes "
         "about twice as fast, BENCHMARKS.md). Applies to articles written from then on.")
+    search_index: Literal["deferred", "inline"] = Field(
+        "deferred", description="When PostgreSQL computes an article's search vector: 'deferred', after the commit, by "
+        "the index loop of every storage worker, so the batch is acked without waiting on it (words find a new article "
+        "a moment after its enriched event; filters at once); 'inline', in the upsert, at a third of the write speed "
+        "(BENCHMARKS.md). SQLite always indexes inline.")
     store_raw: bool = Field(
         False, description="Keep each article's raw source (HTML, else text, and url) in the article_sources table; "
         "set it on the cleaner and storage alike. Never in the enriched events.")

@@ -17,6 +17,8 @@ import sqlite3
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
+from prometheus_client import Counter
+
 from shared.contract import ClassifiedArticle, EnrichedArticle, utcnow
 from shared.errors import TransientError
 from shared.logging import get_logger
@@ -29,6 +31,12 @@ from .repository import Repository, Row, doc_hash
 log = get_logger("newsflow.storage")
 
 RETENTION_INTERVAL_S = 3600.0
+# The index loop: articles per transaction (about 0.2 s of PostgreSQL's time, so an upsert that must wait for one of
+# its rows never waits long), and how often it looks at an empty queue.
+INDEX_BATCH = 200
+INDEX_IDLE_S = 0.5
+INDEX_MAX_PAUSE_S = 30.0
+SEARCH_INDEXED = Counter("newsflow_search_indexed", "Articles whose search vector the storage index loop computed (deferred indexing).")
 # services.cleaner.transform.RAW_SOURCE_KEY, spelled out so storage does not import the cleaner (trafilatura...);
 # tests/integration/test_raw_source.py checks that the two agree.
 RAW_SOURCE_KEY = "raw_source"
@@ -109,8 +117,32 @@ async def retention_loop(repo: Repository, days: int, interval_s: float = RETENT
         await asyncio.sleep(interval_s)
 
 
+async def index_loop(repo: Repository, batch: int = INDEX_BATCH, idle_s: float = INDEX_IDLE_S) -> None:
+    """Deferred search indexing (NEWSFLOW_SEARCH_INDEX=deferred, PostgreSQL): index queued articles, a batch at a
+    time, until none is left, then look again every `idle_s`. Every storage replica runs one and they share the queue.
+    A failed pass (the database away) is logged and tried again with a growing pause; the queue keeps its rows."""
+    failures = 0
+    while True:
+        try:
+            indexed = await repo.index_pending(batch)
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
+            failures += 1
+            pause = min(INDEX_MAX_PAUSE_S, idle_s * 2**failures)
+            log.warning("search_index_failed", error=f"{type(exc).__name__}: {exc}"[:200], retry_in_s=pause)
+            await asyncio.sleep(pause)
+            continue
+        failures = 0
+        SEARCH_INDEXED.inc(indexed)
+        # A short batch: the queue is empty, or its other rows are being written or indexed by a replica right now.
+        await asyncio.sleep(idle_s if indexed < batch else 0)
+
+
 def background(repo: Repository, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
-    """The stage's background tasks for `build_app(background=...)`: retention, when it is on."""
-    if settings.retention_days <= 0:
-        return []
-    return [lambda: retention_loop(repo, settings.retention_days)]
+    """The stage's background tasks for `build_app(background=...)`: retention, when it is on, and the index loop,
+    when search is indexed after the commit."""
+    tasks: list[Callable[[], Awaitable[None]]] = []
+    if settings.retention_days > 0:
+        tasks.append(lambda: retention_loop(repo, settings.retention_days))
+    if getattr(repo, "search_index", "inline") == "deferred":
+        tasks.append(lambda: index_loop(repo))
+    return tasks

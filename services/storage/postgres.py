@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from .query import ORDER, ArticleQuery, Page, as_utc, build_where, encode_cursor
-from .repository import DELETE_BATCH, Change, Row, migrations, search_text, storable
+from .repository import DELETE_BATCH, Change, Row, migrations, search_text, search_words, storable
 
 # A re-delivered source identical to the kept one is not rewritten (it can be megabytes), and keeps its stored_at.
 _SOURCE_UPSERT = """
@@ -20,9 +20,14 @@ ON CONFLICT (article_id) DO UPDATE SET url = excluded.url, html = excluded.html,
 WHERE (s.url, s.html, s.text) IS DISTINCT FROM (excluded.url, excluded.html, excluded.text)
 """
 
+# The search vector of a title and the search text that `search_text` made for the repository's search scope.
+_VECTOR = ("setweight(to_tsvector('english'::regconfig, left(coalesce({t}.title, ''), 2000)), 'A') "
+           "|| setweight(to_tsvector('english'::regconfig, {t}.search_text), 'B')")
+
 # One statement per batch: the rows come as one array per column (asyncpg sends them in binary), a row whose stored
-# document has the same hash is not written at all, and the search vector is computed here, from the title and the
-# search text that `search_text` made for the repository's search scope (see migration 0005).
+# document has the same hash is not written at all. With search indexed inline the vector is computed here (see
+# migration 0005); deferred, a new row has none yet and a rewritten one keeps its old one until the index loop
+# computes the new one (migration 0006).
 _UPSERT = """
 WITH previous AS (
     SELECT id, source_entry_id, doc_hash FROM articles WHERE id = ANY($1::text[])
@@ -30,9 +35,7 @@ WITH previous AS (
 INSERT INTO articles AS a (id, url, source, title, text, language, published_at, word_count, duplicate_of,
                            content_hash, doc_hash, doc, stored_at, updated_at, source_entry_id, search_vector)
 SELECT i.id, i.url, i.source, i.title, i.text, i.language, i.published_at, i.word_count, i.duplicate_of,
-       i.content_hash, i.doc_hash, i.doc::jsonb, i.stored_at, i.stored_at, i.source_entry_id,
-       setweight(to_tsvector('english'::regconfig, left(coalesce(i.title, ''), 2000)), 'A')
-       || setweight(to_tsvector('english'::regconfig, i.search_text), 'B')
+       i.content_hash, i.doc_hash, i.doc::jsonb, i.stored_at, i.stored_at, i.source_entry_id, {vector}
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[],
             $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::text[], $15::text[])
     AS i(id, url, source, title, text, language, published_at, word_count, duplicate_of, content_hash, doc_hash, doc,
@@ -43,8 +46,7 @@ ON CONFLICT (id) DO UPDATE SET
     url = excluded.url, source = excluded.source, title = excluded.title, text = excluded.text,
     language = excluded.language, published_at = excluded.published_at, word_count = excluded.word_count,
     duplicate_of = excluded.duplicate_of, content_hash = excluded.content_hash, doc_hash = excluded.doc_hash,
-    doc = excluded.doc, updated_at = excluded.updated_at, source_entry_id = excluded.source_entry_id,
-    search_vector = excluded.search_vector
+    doc = excluded.doc, updated_at = excluded.updated_at, source_entry_id = excluded.source_entry_id{set_vector}
 WHERE a.doc_hash IS DISTINCT FROM excluded.doc_hash
   -- An older stream entry of the article (a late redelivery) never overwrites a newer one.
   AND CASE WHEN a.source_entry_id ~ '^[0-9]+-[0-9]+$' AND excluded.source_entry_id ~ '^[0-9]+-[0-9]+$'
@@ -58,6 +60,23 @@ SELECT i.id, w.inserted, (w.id IS NULL AND p.source_entry_id = i.source_entry_id
 FROM unnest($1::text[], $11::text[], $14::text[]) AS i(id, doc_hash, source_entry_id)
 LEFT JOIN written w USING (id) LEFT JOIN previous p USING (id)
 """
+_UPSERT_INLINE = _UPSERT.format(vector=_VECTOR.format(t="i"), set_vector=",\n    search_vector = excluded.search_vector")
+_UPSERT_DEFERRED = _UPSERT.format(vector="NULL", set_vector="")
+_QUEUE = "INSERT INTO search_queue (article_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING"
+
+# The index loop's batch, in one transaction: queued ids (SKIP LOCKED, so storage replicas share the queue), their
+# articles (SKIP LOCKED as well: an article that an upsert is rewriting now waits in the queue for the next pass,
+# rather than this transaction waiting on the upsert while the upsert waits on the queue row), the vectors, and the
+# queue rows of the articles indexed. The search text is made by `search_words`, as the inline upsert's is.
+_PICK = "SELECT article_id FROM search_queue ORDER BY queued_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+_TO_INDEX = """
+SELECT id, title, text, doc->'keywords' AS keywords, jsonb_path_query_array(doc, '$.entities[*].name') AS names
+FROM articles WHERE id = ANY($1::text[]) FOR UPDATE SKIP LOCKED
+"""
+_INDEX = f"""
+UPDATE articles a SET search_vector = {_VECTOR.format(t="i")}
+FROM unnest($1::text[], $2::text[], $3::text[]) AS i(id, title, search_text) WHERE a.id = i.id
+"""
 
 _TOPICS = ("INSERT INTO article_topics (article_id, label, code, score) "
            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::real[]) ON CONFLICT DO NOTHING")
@@ -66,9 +85,10 @@ _PLACES = ("INSERT INTO article_places (article_id, name, kind, code) "
 
 
 class PostgresRepository:
-    def __init__(self, dsn: str, search_scope: str = "full") -> None:
+    def __init__(self, dsn: str, search_scope: str = "full", search_index: str = "deferred") -> None:
         self.dsn = dsn
         self.search_scope = search_scope
+        self.search_index = search_index
         self.pool: asyncpg.Pool | None = None
 
     async def connect(self) -> None:
@@ -116,10 +136,13 @@ class PostgresRepository:
         latest: dict[str, Row] = {}
         for row in rows:  # one statement cannot touch a row twice: the last version in the batch wins
             latest[row.article.id] = row
-        columns = list(zip(*(_record(r, self.search_scope) for r in latest.values())))
+        inline = self.search_index == "inline"
+        columns = list(zip(*(_record(r, self.search_scope if inline else None) for r in latest.values())))
         async with self._pool.acquire() as conn, conn.transaction():
-            reply = await conn.fetch(_UPSERT, *columns) if columns else []
+            reply = await conn.fetch(_UPSERT_INLINE if inline else _UPSERT_DEFERRED, *columns) if columns else []
             written = [r["id"] for r in reply if r["inserted"] is not None]
+            if written and not inline:
+                await conn.execute(_QUEUE, written)
             updated = [r["id"] for r in reply if r["inserted"] is False]
             if updated:  # a new article has no old topics or places to forget
                 await conn.execute("DELETE FROM article_topics WHERE article_id = ANY($1)", updated)
@@ -143,6 +166,19 @@ class PostgresRepository:
             else:
                 result[r["id"]] = "redelivered" if r["redelivered"] else "unchanged"
         return result
+
+    async def index_pending(self, limit: int = 200) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            queued = [r["article_id"] for r in await conn.fetch(_PICK, limit)]
+            if not queued:
+                return 0
+            rows = await conn.fetch(_TO_INDEX, queued)
+            ids = [r["id"] for r in rows]
+            texts = [search_words(r["text"] or "", json.loads(r["keywords"] or "[]"), json.loads(r["names"] or "[]"),
+                                  self.search_scope) for r in rows]
+            await conn.execute(_INDEX, ids, [r["title"] for r in rows], texts)
+            await conn.execute("DELETE FROM search_queue WHERE article_id = ANY($1::text[])", ids)
+        return len(ids)
 
     async def get(self, article_id: str) -> dict[str, Any] | None:
         async with self._pool.acquire() as conn:
@@ -197,9 +233,11 @@ def _source_record(row: Row) -> tuple[Any, ...]:
     return (row.article.id, *(storable(src.get(k), nul=True) for k in ("url", "html", "text")), row.article.stored_at)
 
 
-def _record(row: Row, search_scope: str) -> tuple[Any, ...]:
-    """A row in the order of _UPSERT's arrays; a naive time is UTC, as everywhere in storage."""
+def _record(row: Row, search_scope: str | None) -> tuple[Any, ...]:
+    """A row in the order of _UPSERT's arrays; a naive time is UTC, as everywhere in storage. No search text
+    without a `search_scope` (deferred indexing makes it later)."""
     a = row.article
     return (a.id, a.url, a.source, a.title, a.text, a.language, as_utc(a.published_at) if a.published_at else None,
             a.word_count, a.duplicate_of, a.content_hash, row.hash, a.model_dump_json(exclude={"stored_at"}),
-            as_utc(a.stored_at), row.source_entry_id or None, search_text(a, search_scope))
+            as_utc(a.stored_at), row.source_entry_id or None,
+            search_text(a, search_scope) if search_scope else None)

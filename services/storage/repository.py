@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -50,13 +51,24 @@ def check_scope(scope: str) -> str:
 
 def search_text(article: ClassifiedArticle, scope: str = "full") -> str:
     """The text that full-text search indexes for `article` besides its title."""
-    text = article.text
+    return search_words(article.text, article.keywords, [e.name for e in article.entities], scope)
+
+
+def search_words(text: str, keywords: Iterable[str], entity_names: Iterable[str], scope: str = "full") -> str:
+    """search_text from an article's parts (PostgreSQL's deferred indexing reads them from the stored row)."""
     if check_scope(scope) == "lead" and len(text) > LEAD_CHARS:
         cut = text[:LEAD_CHARS]
         if not text[LEAD_CHARS - 1].isspace() and not text[LEAD_CHARS].isspace():
             cut = cut.rsplit(None, 1)[0]  # the first half of a cut word is not a word
         text = cut
-    return "\n".join([text, *article.keywords, *(e.name for e in article.entities)])
+    return "\n".join([text, *keywords, *entity_names])
+
+
+# When PostgreSQL computes the search vector of the articles it writes (NEWSFLOW_SEARCH_INDEX). "deferred": after
+# the commit, by the index loop of every storage worker (migration 0006), so a new article can be found by words a
+# moment after it is announced (filters find it at once). "inline": in the upsert, so an article is searchable
+# before its enriched event is out, at a third of the write speed (BENCHMARKS.md, Storage). SQLite is always inline.
+SEARCH_INDEXING = ("deferred", "inline")
 
 
 def migrations(backend: str) -> list[tuple[int, str, str]]:
@@ -96,20 +108,27 @@ class Repository(Protocol):
         """Retention: delete articles stored before `cutoff` (their topics, places and search entries go
         too); returns how many."""
         ...
+    async def index_pending(self, limit: int = 200) -> int:
+        """Deferred search indexing: index up to `limit` queued articles; how many were indexed (0 when nothing
+        waits, or on a backend that indexes in its upsert)."""
+        ...
 
 
 # Retention deletes in batches of this many rows, each its own transaction, so storage writes go on between.
 DELETE_BATCH = 1000
 
 
-def open_repository(database_url: str, search_scope: str = "full") -> Repository:
-    """`search_scope`: what full-text search indexes of the articles this repository writes (SEARCH_SCOPES)."""
+def open_repository(database_url: str, search_scope: str = "full", search_index: str = "deferred") -> Repository:
+    """`search_scope`: what full-text search indexes of the articles this repository writes (SEARCH_SCOPES);
+    `search_index`: when PostgreSQL indexes them (SEARCH_INDEXING)."""
     check_scope(search_scope)
+    if search_index not in SEARCH_INDEXING:
+        raise ValueError(f"search indexing must be one of {SEARCH_INDEXING}, got {search_index!r}")
     scheme = urlparse(database_url).scheme
     if scheme in ("postgres", "postgresql"):
         from .postgres import PostgresRepository
 
-        return PostgresRepository(database_url, search_scope)
+        return PostgresRepository(database_url, search_scope, search_index)
     if scheme == "sqlite":
         return SqliteRepository(sqlite_path(database_url), search_scope)
     raise ValueError(f"DATABASE_URL must be postgresql://... or sqlite:///path, got {scheme or database_url!r}")
@@ -306,6 +325,9 @@ class SqliteRepository:
             total += deleted
             if deleted < batch_size:
                 return total
+
+    async def index_pending(self, limit: int = 200) -> int:
+        return 0  # the upsert writes the FTS5 rows
 
 
 _COLUMNS = ("id", "url", "source", "title", "text", "language", "published_at", "word_count", "duplicate_of",

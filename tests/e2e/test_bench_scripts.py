@@ -51,7 +51,8 @@ def test_storage_prints_rows_per_second_and_the_ratios_then_drops_its_schema(pg_
                  DATABASE_URL=pg_base_url)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for backend, methods in (("postgresql", ("newsflow repository", "newsflow repository, search lead",
+    for backend, methods in (("postgresql", ("newsflow repository", "newsflow repository, search inline",
+                                             "newsflow repository, inline lead", "newsflow index loop, every word",
                                              "asyncpg executemany", "asyncpg copy_records_to_table",
                                              "asyncpg executemany, articles table")),
                              ("sqlite", ("newsflow repository", "newsflow repository, search lead",
@@ -60,9 +61,11 @@ def test_storage_prints_rows_per_second_and_the_ratios_then_drops_its_schema(pg_
             rows = lines_like(out, rf"{backend}\s+{re.escape(method)}\s+({NUMBER})\s+({NUMBER})")
             assert len(rows) == 1, (backend, method, out)
             assert all(float(v.replace(",", "")) > 0 for v in rows[0].groups())
-    for ratio in ("repository/executemany at batch 10 (postgresql)", "repository/copy at batch 10 (postgresql)",
-                  "repository/executemany at batch 10 (sqlite)"):
-        assert lines_like(out, rf"ratio {re.escape(ratio)}: {NUMBER} \(search lead: {NUMBER}\)"), (ratio, out)
+    for ratio in ("repository/executemany at batch 10 (postgresql)", "repository/copy at batch 10 (postgresql)"):
+        assert lines_like(out, rf"ratio {re.escape(ratio)}: {NUMBER} \(search inline: {NUMBER}, inline lead: {NUMBER}\)"), (ratio, out)
+    assert lines_like(out, rf"ratio repository/executemany at batch 10 \(sqlite\): {NUMBER} \(search lead: {NUMBER}\)"), out
+    assert lines_like(out, rf"deferred search indexing \(postgresql\): the index loop indexes {NUMBER} articles/s; "
+                           rf"upsert then index, one after the other: {NUMBER} rows/s \(ratio to executemany {NUMBER}\)"), out
     schema = re.search(r"schema (nfbench_\w+), dropped", out)
     assert schema, out
     assert not schema_exists(pg_base_url, schema.group(1))

@@ -63,6 +63,21 @@ def db_figures(url: str) -> tuple[int, int, int]:
     return asyncio.run(run())
 
 
+def search_backlog(url: str) -> tuple[int, int]:
+    """Articles still in the deferred-indexing queue, and articles without a search vector."""
+    import asyncpg
+
+    async def run() -> tuple[int, int]:
+        conn = await asyncpg.connect(url)
+        try:
+            return (await conn.fetchval("SELECT count(*) FROM search_queue"),
+                    await conn.fetchval("SELECT count(*) FROM articles WHERE search_vector IS NULL"))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 def stopped_counters(log: str) -> dict:
     for line in reversed(log.splitlines()):
         if line.startswith("{") and json.loads(line).get("event") == "worker_stopped":
@@ -98,6 +113,9 @@ def test_two_storage_replicas_store_10000_articles_once_each(redis_url, prefix, 
 
         wait_until(done, timeout=120, interval=0.1, what=f"{N} enriched events")
         elapsed = time.monotonic() - started
+        # Search is indexed after the commit (the default): the replicas' index loops drain the queue between them.
+        wait_until(lambda: search_backlog(pg_url) == (0, 0), timeout=180, interval=0.5, what="the search queue to drain")
+        indexed = time.monotonic() - started
     except AssertionError:
         print(workers.logs())
         raise
@@ -109,7 +127,7 @@ def test_two_storage_replicas_store_10000_articles_once_each(redis_url, prefix, 
     events = [b["id"] for b in read_bodies(r, enriched_stream)]
     dlq = r.xlen(f"{prefix}:dlq")
     info = {g["name"].decode(): g for g in r.xinfo_groups(classified_stream)}[group]
-    print(f"articles={N} replicas=2 seconds={elapsed:.1f} rows={rows} distinct_rows={distinct} rows_with_topics={with_topics} "
+    print(f"articles={N} replicas=2 seconds={elapsed:.1f} searchable_after={indexed:.1f} rows={rows} distinct_rows={distinct} rows_with_topics={with_topics} "
           f"enriched_events={len(events)} distinct_events={len(set(events))} dlq={dlq} pending={info['pending']} "
           + " ".join(f"{name}_processed={c['processed']}" for name, c in counters.items()))
 

@@ -79,6 +79,7 @@ async def seed(database_url: str, articles: list[ClassifiedArticle]) -> None:
     try:
         await repo.migrate()
         await repo.upsert_many(rows(articles))
+        await repo.index_pending(len(articles))  # PostgreSQL's deferred search indexing, done before the API reads
     finally:
         await repo.close()
 

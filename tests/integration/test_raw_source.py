@@ -119,7 +119,7 @@ async def test_migrate_from_0003_adds_the_table_and_keeps_the_articles(database_
     try:
         assert await repo.migrate(target=3) == ["0001_articles.sql", "0002_source_entry.sql", "0003_search.sql"]
         await insert_old_rows(repo, [row(article("old"))])  # written by version 3's schema
-        assert await repo.migrate() == ["0004_article_sources.sql", "0005_search_in_upsert.sql"]
+        assert await repo.migrate() == ["0004_article_sources.sql", "0005_search_in_upsert.sql", "0006_search_queue.sql"]
         assert await repo.migrate() == []
         assert await repo.count() == 1 and await repo.get_source("old") is None
         assert await repo.upsert_many([row(article("old"), "1-0", src())]) == {"old": "unchanged"}

@@ -27,7 +27,7 @@ async def test_migrate_from_empty_then_again_is_a_no_op(database_url):
     await repo.connect()
     try:
         assert await repo.migrate() == ["0001_articles.sql", "0002_source_entry.sql", "0003_search.sql",
-                                        "0004_article_sources.sql", "0005_search_in_upsert.sql"]
+                                        "0004_article_sources.sql", "0005_search_in_upsert.sql", "0006_search_queue.sql"]
         assert await repo.migrate() == []
     finally:
         await repo.close()
@@ -77,7 +77,7 @@ async def test_migrate_from_the_previous_version(database_url):
         # Version 1 had no source_entry_id column: write a row the way version 1 did.
         await _insert_v1_row(db_v1, database_url)
         assert await repo.migrate() == ["0002_source_entry.sql", "0003_search.sql", "0004_article_sources.sql",
-                                        "0005_search_in_upsert.sql"]
+                                        "0005_search_in_upsert.sql", "0006_search_queue.sql"]
         assert await repo.count() == 1
         assert (await repo.upsert_many(rows([article(1)], entry="e1"))) == {"a1": "updated"}
         assert (await repo.get("a1"))["title"] == "Title 1"
