@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from datetime import timedelta
 from typing import Any, Awaitable, Callable
-
-from prometheus_client import Counter
 
 from shared.contract import ClassifiedArticle, EnrichedArticle, utcnow
 from shared.errors import TransientError
 from shared.logging import get_logger
 from shared.settings import Settings
 from shared.transport import Outcome, StageSpec
+from shared.transport.metrics import SEARCH_INDEXED, SEARCH_QUEUE, SEARCH_QUEUE_OLDEST
 from shared.transport.runner import Item
 
 from .repository import Repository, Row, doc_hash
@@ -36,7 +36,7 @@ RETENTION_INTERVAL_S = 3600.0
 INDEX_BATCH = 200
 INDEX_IDLE_S = 0.5
 INDEX_MAX_PAUSE_S = 30.0
-SEARCH_INDEXED = Counter("newsflow_search_indexed", "Articles whose search vector the storage index loop computed (deferred indexing).")
+INDEX_BACKLOG_INTERVAL_S = 5.0  # how often the loop reads the queue's size and age for the gauges
 # services.cleaner.transform.RAW_SOURCE_KEY, spelled out so storage does not import the cleaner (trafilatura...);
 # tests/integration/test_raw_source.py checks that the two agree.
 RAW_SOURCE_KEY = "raw_source"
@@ -121,10 +121,15 @@ async def index_loop(repo: Repository, batch: int = INDEX_BATCH, idle_s: float =
     """Deferred search indexing (NEWSFLOW_SEARCH_INDEX=deferred, PostgreSQL): index queued articles, a batch at a
     time, until none is left, then look again every `idle_s`. Every storage replica runs one and they share the queue.
     A failed pass (the database away) is logged and tried again with a growing pause; the queue keeps its rows."""
-    failures = 0
+    failures, measured = 0, float("-inf")
     while True:
         try:
             indexed = await repo.index_pending(batch)
+            if time.monotonic() - measured >= INDEX_BACKLOG_INTERVAL_S:
+                waiting, oldest_s = await repo.search_backlog()
+                SEARCH_QUEUE.set(waiting)
+                SEARCH_QUEUE_OLDEST.set(oldest_s)
+                measured = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
             failures += 1
             pause = min(INDEX_MAX_PAUSE_S, idle_s * 2**failures)

@@ -180,6 +180,11 @@ class PostgresRepository:
             await conn.execute("DELETE FROM search_queue WHERE article_id = ANY($1::text[])", ids)
         return len(ids)
 
+    async def search_backlog(self) -> tuple[int, float]:
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT count(*) AS n, extract(epoch FROM now() - min(queued_at)) AS age FROM search_queue")
+        return int(row["n"]), max(0.0, float(row["age"] or 0.0))
+
     async def get(self, article_id: str) -> dict[str, Any] | None:
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow("SELECT doc::text AS doc, stored_at FROM articles WHERE id = $1", article_id)

@@ -112,6 +112,9 @@ class Repository(Protocol):
         """Deferred search indexing: index up to `limit` queued articles; how many were indexed (0 when nothing
         waits, or on a backend that indexes in its upsert)."""
         ...
+    async def search_backlog(self) -> tuple[int, float]:
+        """Articles waiting for deferred search indexing, and the seconds the oldest has waited ((0, 0.0) if none)."""
+        ...
 
 
 # Retention deletes in batches of this many rows, each its own transaction, so storage writes go on between.
@@ -328,6 +331,9 @@ class SqliteRepository:
 
     async def index_pending(self, limit: int = 200) -> int:
         return 0  # the upsert writes the FTS5 rows
+
+    async def search_backlog(self) -> tuple[int, float]:
+        return 0, 0.0
 
 
 _COLUMNS = ("id", "url", "source", "title", "text", "language", "published_at", "word_count", "duplicate_of",

@@ -51,6 +51,11 @@ GROUP_LAG = Gauge("newsflow_group_lag", "Entries of a stream not yet delivered t
 GROUP_PENDING = Gauge("newsflow_group_pending", "Entries delivered to a group and not yet acked (XINFO GROUPS).", ["stream", "group"])
 GROUP_CONSUMERS = Gauge("newsflow_group_consumers", "Consumers in a group (XINFO GROUPS).", ["stream", "group"])
 WORKER_READY = Gauge("newsflow_worker_ready", "1 while this worker's /readyz is 200, else 0.", ["stage"])
+# Storage's deferred search indexing (PostgreSQL): what its index loop did and what waits for it.
+SEARCH_INDEXED = Counter("newsflow_search_indexed", "Articles whose search vector this storage worker's index loop computed.")
+SEARCH_QUEUE = Gauge("newsflow_search_queue", "Articles stored and waiting for their search vector (search_queue rows).")
+SEARCH_QUEUE_OLDEST = Gauge(
+    "newsflow_search_queue_oldest_seconds", "How long the oldest article waiting for its search vector has waited.")
 
 KINDS = ("transient", "permanent")
 

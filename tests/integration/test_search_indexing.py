@@ -171,6 +171,9 @@ class FlakyRepo:
             raise OSError("connection refused")
         return limit if self.calls == 3 else 0
 
+    async def search_backlog(self) -> tuple[int, float]:
+        return 7, 42.5
+
 
 async def test_the_index_loop_outlives_a_database_outage_and_counts_what_it_indexed():
     repo = FlakyRepo()
@@ -185,4 +188,15 @@ async def test_the_index_loop_outlives_a_database_outage_and_counts_what_it_inde
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert storage_app.SEARCH_INDEXED._value.get() - before == 5
+    assert storage_app.SEARCH_QUEUE._value.get() == 7 and storage_app.SEARCH_QUEUE_OLDEST._value.get() == 42.5
     assert factory is not None
+
+
+async def test_the_backlog_is_what_waits_and_for_how_long(pg_repo):
+    assert await pg_repo.search_backlog() == (0, 0.0)
+    await store(pg_repo, *(article(f"b{n}", "Queued story", "It waits for its vector.") for n in range(3)))
+    await asyncio.sleep(0.05)
+    waiting, oldest_s = await pg_repo.search_backlog()
+    assert waiting == 3 and 0.05 <= oldest_s < 60
+    await pg_repo.index_pending()
+    assert await pg_repo.search_backlog() == (0, 0.0)
