@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 
-from services.storage.repository import open_repository
+from services.storage.repository import Repository, open_repository
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -14,11 +17,20 @@ def database_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
+@asynccontextmanager
+async def migrated(url: str, **options: str) -> AsyncIterator[Repository]:
+    """A connected, migrated repository on `url` (open_repository's `options`), closed afterwards."""
+    repo = open_repository(url, **options)
+    await repo.connect()
+    try:
+        await repo.migrate()
+        yield repo
+    finally:
+        await repo.close()
+
+
 @pytest.fixture
 async def repo(database_url):
     """A migrated repository on `database_url`, closed after the test."""
-    repo = open_repository(database_url)
-    await repo.connect()
-    await repo.migrate()
-    yield repo
-    await repo.close()
+    async with migrated(database_url) as repo:
+        yield repo

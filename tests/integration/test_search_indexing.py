@@ -16,6 +16,7 @@ from services.storage.query import ArticleQuery
 from services.storage.repository import Row, doc_hash, open_repository
 from shared.contract import ClassifiedArticle, EnrichedArticle, utcnow
 from shared.settings import Settings
+from tests.integration.conftest import migrated
 
 
 def article(id: str, title: str, text: str, **fields) -> ClassifiedArticle:
@@ -38,11 +39,8 @@ async def queued(repo) -> list[str]:
 
 @pytest.fixture
 async def pg_repo(pg_url):
-    repo = open_repository(pg_url)
-    await repo.connect()
-    await repo.migrate()
-    yield repo
-    await repo.close()
+    async with migrated(pg_url) as repo:
+        yield repo
 
 
 async def test_deferred_is_the_default_and_words_find_an_article_once_the_index_loop_ran(pg_repo):
@@ -70,16 +68,11 @@ async def test_a_rewrite_stays_findable_by_its_old_words_until_indexed_again(pg_
 
 
 async def test_inline_indexing_makes_an_article_searchable_in_its_upsert(pg_url):
-    repo = open_repository(pg_url, search_index="inline")
-    await repo.connect()
-    try:
-        await repo.migrate()
+    async with migrated(pg_url, search_index="inline") as repo:
         await store(repo, article("i1", "Floods in the north", "Rivers burst their banks."))
         assert await ids(repo, q="rivers") == ["i1"]
         assert await queued(repo) == [] and await repo.index_pending() == 0
         assert storage_app.background(repo, Settings(search_index="inline")) == []
-    finally:
-        await repo.close()
 
 
 def test_an_unknown_indexing_mode_is_refused():
@@ -88,16 +81,11 @@ def test_an_unknown_indexing_mode_is_refused():
 
 
 async def test_sqlite_always_indexes_in_the_upsert(tmp_path):
-    repo = open_repository(f"sqlite:///{tmp_path / 'n.db'}")
-    await repo.connect()
-    try:
-        await repo.migrate()
+    async with migrated(f"sqlite:///{tmp_path / 'n.db'}") as repo:
         await store(repo, article("s1", "Floods in the north", "Rivers burst their banks."))
         assert await ids(repo, q="rivers") == ["s1"]
-        assert await repo.index_pending() == 0
+        assert await repo.index_pending() == 0 and await repo.search_backlog() == (0, 0.0)
         assert storage_app.background(repo, Settings()) == []  # no index loop to run
-    finally:
-        await repo.close()
 
 
 async def test_replicas_share_the_queue_and_index_every_article_once(pg_repo, pg_url):
