@@ -35,6 +35,7 @@ RETENTION_INTERVAL_S = 3600.0
 # its rows never waits long), and how often it looks at an empty queue.
 INDEX_BATCH = 200
 INDEX_IDLE_S = 0.5
+INLINE_IDLE_S = 30.0
 INDEX_MAX_PAUSE_S = 30.0
 INDEX_BACKLOG_INTERVAL_S = 5.0  # how often the loop reads the queue's size and age for the gauges
 # services.cleaner.transform.RAW_SOURCE_KEY, spelled out so storage does not import the cleaner (trafilatura...);
@@ -143,11 +144,15 @@ async def index_loop(repo: Repository, batch: int = INDEX_BATCH, idle_s: float =
 
 
 def background(repo: Repository, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
-    """The stage's background tasks for `build_app(background=...)`: retention, when it is on, and the index loop,
-    when search is indexed after the commit."""
+    """The stage's background tasks for `build_app(background=...)`: retention, when it is on, and on PostgreSQL
+    the index loop."""
     tasks: list[Callable[[], Awaitable[None]]] = []
     if settings.retention_days > 0:
         tasks.append(lambda: retention_loop(repo, settings.retention_days))
-    if getattr(repo, "search_index", "inline") == "deferred":
+    mode = getattr(repo, "search_index", None)  # PostgreSQL's; SQLite indexes in its upsert
+    if mode == "deferred":
         tasks.append(lambda: index_loop(repo))
+    elif mode == "inline":
+        # Nothing new is queued, but what a deferred run left in the queue is still indexed, unhurried.
+        tasks.append(lambda: index_loop(repo, idle_s=INLINE_IDLE_S))
     return tasks

@@ -72,7 +72,22 @@ async def test_inline_indexing_makes_an_article_searchable_in_its_upsert(pg_url)
         await store(repo, article("i1", "Floods in the north", "Rivers burst their banks."))
         assert await ids(repo, q="rivers") == ["i1"]
         assert await queued(repo) == [] and await repo.index_pending() == 0
-        assert storage_app.background(repo, Settings(search_index="inline")) == []
+
+    # Switched from deferred to inline with articles still queued: the loop still runs (slowly) and drains them.
+    async with migrated(pg_url) as deferred:
+        await store(deferred, article("q1", "Queued before the switch", "Tides rose in the harbour."))
+    async with migrated(pg_url, search_index="inline") as repo:
+        [factory] = storage_app.background(repo, Settings(search_index="inline"))
+        task = asyncio.create_task(factory())
+        try:
+            async def until_indexed() -> None:
+                while await ids(repo, q="tides") != ["q1"]:
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(until_indexed(), timeout=10)  # its first pass runs at once
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def test_an_unknown_indexing_mode_is_refused():
