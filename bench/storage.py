@@ -16,8 +16,9 @@ transaction per batch, into empty tables, and the rows/s are wall-clock (the dat
   queues the article ids for it.
 - newsflow index loop, every word (PostgreSQL): that deferred indexing. The rows are upserted first, untimed, then
   the queue is drained as a storage worker's index loop drains it; the batch size does not apply. The last line
-  combines it with the upsert: the rows/s of both one after the other, what a sustained load gets at most when the
-  index loop must keep up.
+  combines it with the upsert: the rows/s of both one after the other, an estimate of what a sustained load gets
+  when the index loop must keep up (a low one: the two run side by side in separate database backends, so spare
+  cores do better).
 - newsflow repository, search inline (PostgreSQL): NEWSFLOW_SEARCH_INDEX=inline, the vector of every word computed in
   the upsert; inline lead: the same with NEWSFLOW_SEARCH_SCOPE=lead.
 - asyncpg executemany: `INSERT ... ON CONFLICT (id) DO UPDATE` of the same columns into a plain table with the

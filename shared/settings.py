@@ -184,7 +184,7 @@ class Settings(BaseSettings):
     search_scope: Literal["full", "lead"] = Field(
         "full", description="What storage indexes for full-text search besides the title: 'full', every word of the "
         "text; 'lead', its first 1,000 characters, with the keywords and entity names of the whole text (writes "
-        "about twice as fast, BENCHMARKS.md). Applies to articles written from then on.")
+        "about twice as fast with search_index=inline, BENCHMARKS.md). Applies to articles written from then on.")
     search_index: Literal["deferred", "inline"] = Field(
         "deferred", description="When PostgreSQL computes an article's search vector: 'deferred', after the commit, by "
         "the index loop of every storage worker, so the batch is acked without waiting on it (words find a new article "

@@ -124,16 +124,19 @@ async def index_loop(repo: Repository, batch: int = INDEX_BATCH, idle_s: float =
     A failed pass (the database away) is logged and tried again with a growing pause; the queue keeps its rows."""
     failures, measured = 0, float("-inf")
     while True:
-        try:
-            indexed = await repo.index_pending(batch)
-            if time.monotonic() - measured >= INDEX_BACKLOG_INTERVAL_S:
+        if time.monotonic() - measured >= INDEX_BACKLOG_INTERVAL_S:
+            measured = time.monotonic()
+            try:  # on its own, so the gauges (and the lag alert) still move while indexing fails
                 waiting, oldest_s = await repo.search_backlog()
                 SEARCH_QUEUE.set(waiting)
                 SEARCH_QUEUE_OLDEST.set(oldest_s)
-                measured = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - the database away: the pass below says so
+                log.debug("search_backlog_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+        try:
+            indexed = await repo.index_pending(batch)
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a database outage
             failures += 1
-            pause = min(INDEX_MAX_PAUSE_S, idle_s * 2**failures)
+            pause = min(INDEX_MAX_PAUSE_S, idle_s * 2 ** min(failures, 10))
             log.warning("search_index_failed", error=f"{type(exc).__name__}: {exc}"[:200], retry_in_s=pause)
             await asyncio.sleep(pause)
             continue

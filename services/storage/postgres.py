@@ -9,8 +9,12 @@ from typing import Any
 
 import asyncpg
 
+from shared.logging import get_logger
+
 from .query import ORDER, ArticleQuery, Page, as_utc, build_where, encode_cursor
 from .repository import DELETE_BATCH, Change, Row, migrations, search_text, search_words, storable
+
+log = get_logger("newsflow.storage")
 
 # A re-delivered source identical to the kept one is not rewritten (it can be megabytes), and keeps its stored_at.
 _SOURCE_UPSERT = """
@@ -21,8 +25,9 @@ WHERE (s.url, s.html, s.text) IS DISTINCT FROM (excluded.url, excluded.html, exc
 """
 
 # The search vector of a title and the search text that `search_text` made for the repository's search scope.
+# A tsvector holds at most 1 MB: only the start of a very long text is indexed (as in migration 0003).
 _VECTOR = ("setweight(to_tsvector('english'::regconfig, left(coalesce({t}.title, ''), 2000)), 'A') "
-           "|| setweight(to_tsvector('english'::regconfig, {t}.search_text), 'B')")
+           "|| setweight(to_tsvector('english'::regconfig, left({t}.search_text, 150000)), 'B')")
 
 # One statement per batch: the rows come as one array per column (asyncpg sends them in binary), a row whose stored
 # document has the same hash is not written at all. With search indexed inline the vector is computed here (see
@@ -174,11 +179,18 @@ class PostgresRepository:
                 return 0
             rows = await conn.fetch(_TO_INDEX, queued)
             ids = [r["id"] for r in rows]
+            titles = [r["title"] for r in rows]
             texts = [search_words(r["text"] or "", json.loads(r["keywords"] or "[]"), json.loads(r["names"] or "[]"),
                                   self.search_scope) for r in rows]
-            await conn.execute(_INDEX, ids, [r["title"] for r in rows], texts)
+            try:
+                async with conn.transaction():  # a savepoint: a refused value must not stop the queue
+                    await conn.execute(_INDEX, ids, titles, texts)
+                indexed = len(ids)
+            except _REFUSED:
+                indexed = await _index_one_by_one(conn, ids, titles, texts)
+            # An article PostgreSQL refused leaves the queue too: retrying it would block the queue for good.
             await conn.execute("DELETE FROM search_queue WHERE article_id = ANY($1::text[])", ids)
-        return len(ids)
+        return indexed
 
     async def search_backlog(self) -> tuple[int, float]:
         async with self._pool.acquire() as conn:
@@ -230,6 +242,25 @@ class PostgresRepository:
                 total += deleted
                 if deleted < batch_size:
                     return total
+
+
+# What PostgreSQL answers for a value it cannot index (e.g. "string is too long for tsvector"), as opposed to an
+# outage, which fails the pass and leaves the queue as it was.
+_REFUSED = (asyncpg.exceptions.DataError, asyncpg.exceptions.ProgramLimitExceededError)
+
+
+async def _index_one_by_one(conn: asyncpg.Connection, ids: list[str], titles: list[str | None], texts: list[str]) -> int:
+    """Index each article in its own savepoint; an article refused is logged and stays unsearchable by its words
+    (filters still find it). Returns how many were indexed."""
+    indexed = 0
+    for article_id, title, text in zip(ids, titles, texts):
+        try:
+            async with conn.transaction():
+                await conn.execute(_INDEX, [article_id], [title], [text])
+            indexed += 1
+        except _REFUSED as exc:
+            log.warning("search_index_refused", article_id=article_id, error=f"{type(exc).__name__}: {exc}"[:300])
+    return indexed
 
 
 def _source_record(row: Row) -> tuple[Any, ...]:

@@ -203,3 +203,32 @@ async def test_the_backlog_is_what_waits_and_for_how_long(pg_repo):
     assert waiting == 3 and 0.05 <= oldest_s < 60
     await pg_repo.index_pending()
     assert await pg_repo.search_backlog() == (0, 0.0)
+
+
+async def test_a_huge_text_is_indexed_on_its_start_and_does_not_stop_the_queue(pg_repo):
+    huge = " ".join(f"w{n}x{n * 7919 % 100003}" for n in range(200_000))  # about 2.6 MB of distinct words
+    await store(pg_repo, article("huge", "Enormous filing", "Kestrels nest early. " + huge),
+                article("small", "Small story", "Herons wade."))
+    assert await pg_repo.index_pending() == 2
+    assert await ids(pg_repo, q="kestrels") == ["huge"] and await ids(pg_repo, q="herons") == ["small"]
+
+
+async def test_an_article_postgresql_refuses_to_index_leaves_the_queue_and_is_logged(pg_repo, monkeypatch):
+    from structlog.testing import capture_logs
+
+    from services.storage import postgres
+
+    # A vector PostgreSQL refuses ("word is too long") for the ids starting with "bad" (made of the id, so the planner
+    # cannot fold it into a constant and fail every row).
+    refusing = postgres._INDEX.replace(
+        "SET search_vector = ", "SET search_vector = CASE WHEN i.id LIKE 'bad%' THEN (repeat('x', 3000) || i.id)::tsvector ELSE ")
+    refusing = refusing.replace("\nFROM unnest", " END\nFROM unnest")
+    monkeypatch.setattr(postgres, "_INDEX", refusing)
+    await store(pg_repo, article("good1", "Good", "Otters swim."), article("bad1", "Bad", "Otters dive."),
+                article("good2", "Good too", "Otters rest."))
+    with capture_logs() as logs:
+        assert await pg_repo.index_pending() == 2
+    assert [(e["event"], e["article_id"]) for e in logs] == [("search_index_refused", "bad1")]
+    assert await ids(pg_repo, q="otters") == ["good1", "good2"]
+    assert await queued(pg_repo) == []  # the refused one is not retried for ever
+    assert await ids(pg_repo, source="wire") == ["bad1", "good1", "good2"]  # and still stored, filterable
