@@ -8,10 +8,29 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The "billion laughs" prologue: &lol9; expands to 10**9 "lol"s. The document itself follows it.
+LAUGHS_PROLOGUE = """<?xml version="1.0"?>
+<!DOCTYPE rss [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+"""
 
 
 class Workers:
@@ -58,6 +77,33 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         time.sleep(interval)
 
 
+def start_http_worker(workers: Workers, stage: str, base: str, what: str) -> subprocess.Popen[bytes]:
+    """Start `stage` and wait until its /readyz at `base` answers 200 (failing at once if the process dies)."""
+    import httpx
+
+    proc = workers.start(stage)
+
+    def ready() -> bool:
+        assert proc.poll() is None, workers.logs()
+        try:
+            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, timeout=60, what=what)
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """SIGTERM `proc` and wait for it; kill it if it is still running after `timeout` seconds."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def read_bodies(r: redis.Redis, stream: str) -> list[dict[str, Any]]:
     out = []
     last = "-"
@@ -77,6 +123,47 @@ def push(r: redis.Redis, stream: str, bodies: list[Any]) -> None:
         for b in bodies:
             pipe.xadd(stream, {"body": b if isinstance(b, (str, bytes)) else json.dumps(b)})
         pipe.execute()
+
+
+def everything_in_redis(r: redis.Redis, prefix: str) -> str:
+    """Every value under the test's prefix, as one string: streams, hashes, strings."""
+    out = []
+    for key in r.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = r.type(key)
+        if kind == b"stream":
+            out += [repr(fields) for _, fields in r.xrange(key)]
+        elif kind == b"hash":
+            out.append(repr(r.hgetall(key)))
+        elif kind == b"string":
+            out.append(repr(r.get(key)))
+    return "\n".join(out)
+
+
+@asynccontextmanager
+async def polite_fetcher(redis_url: str, prefix: str, **config: Any) -> AsyncIterator[Any]:
+    """A PoliteFetcher with FetchConfig(**config) on a Redis client of its own, both closed afterwards."""
+    import redis.asyncio as aredis
+
+    from services.fetcher.http import FetchConfig, PoliteFetcher
+
+    client = aredis.Redis.from_url(redis_url)
+    f = PoliteFetcher(client, prefix, FetchConfig(**config))
+    try:
+        yield f
+    finally:
+        await f.aclose()
+        await client.aclose()
+
+
+def acl_tool() -> Any:
+    """deploy/redis/acl.py, loaded as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("newsflow_acl_tool", ROOT / "deploy" / "redis" / "acl.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:
@@ -103,6 +190,29 @@ class Proxy:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def pg_value(url: str, sql: str) -> Any:
+    """The first value of the first row of `sql`, over a connection of its own to the PostgreSQL at `url`."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def proxied_database(pg_url: str) -> tuple[Proxy, str]:
+    """A started TCP proxy to the local PostgreSQL, and `pg_url` pointed through it (kill the proxy to cut it)."""
+    proxy = Proxy(5432)
+    proxy.start()
+    return proxy, pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
 
 
 class RedisServer:

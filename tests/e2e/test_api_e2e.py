@@ -13,7 +13,7 @@ import pytest
 
 from services.storage.repository import open_repository
 from tests.conftest import worker_env
-from tests.helpers import Workers, free_port, wait_until
+from tests.helpers import Workers, free_port, start_http_worker, wait_until
 from tests.integration.test_api import CORPUS, body, rows
 
 pytestmark = pytest.mark.e2e
@@ -44,16 +44,7 @@ def test_worker_api_serves_searches_and_the_stream(redis_url, r, prefix, tmp_pat
     workers = Workers(env, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        api = workers.start("api")
-
-        def ready() -> bool:
-            assert api.poll() is None, workers.logs()
-            try:
-                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, timeout=60, what="the API to be ready")
+        api = start_http_worker(workers, "api", base, "the API to be ready")
         assert httpx.get(f"{base}/v1/articles", timeout=10).status_code == 401
 
         resp = httpx.get(f"{base}/v1/articles", params={"q": "parliament", "topic": "politics", "place": "Seoul"},

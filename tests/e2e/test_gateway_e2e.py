@@ -10,7 +10,7 @@ import pytest
 
 from tests.articles import raw_articles
 from tests.conftest import worker_env
-from tests.helpers import Workers, free_port, read_bodies, wait_until
+from tests.helpers import Workers, free_port, read_bodies, start_http_worker, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -24,16 +24,7 @@ def test_ndjson_over_http_reaches_enriched(redis_url, r, prefix, tmp_path):
     workers = Workers(env, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        gateway = workers.start("gateway")
-
-        def ready() -> bool:
-            assert gateway.poll() is None, workers.logs()
-            try:
-                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, timeout=60, what="the gateway to be ready")
+        gateway = start_http_worker(workers, "gateway", base, "the gateway to be ready")
         assert httpx.post(f"{base}/v1/articles", json={"text": "x"}, timeout=10).status_code == 401
 
         articles = raw_articles(20)

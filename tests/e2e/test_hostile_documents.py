@@ -10,7 +10,7 @@ import pytest
 
 from tests.articles import raw_articles
 from tests.conftest import worker_env
-from tests.helpers import Workers, push, read_bodies, wait_until
+from tests.helpers import Workers, everything_in_redis, push, read_bodies, wait_until
 from tests.httpserver import LocalServer, page
 
 pytestmark = pytest.mark.e2e
@@ -39,19 +39,6 @@ def slow_page() -> str:
 
 XXE_HTML = ('<!DOCTYPE html [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><html><head><title>Entities</title></head>'
             "<body><article>" + story(99).split("<article>")[1].split("</article>")[0] + "<p>&xxe;</p></article></body></html>")
-
-
-def everything_in_redis(r, prefix: str) -> str:
-    out = []
-    for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-        kind = r.type(key)
-        if kind == b"stream":
-            out += [repr(fields) for _, fields in r.xrange(key)]
-        elif kind == b"hash":
-            out.append(repr(r.hgetall(key)))
-        elif kind == b"string":
-            out.append(repr(r.get(key)))
-    return "\n".join(out)
 
 
 def letters_by_id(r, prefix: str) -> dict[str, dict]:

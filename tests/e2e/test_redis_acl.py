@@ -10,7 +10,6 @@ log after a run means the rules were enough for everything the workers did.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -30,7 +29,7 @@ from shared.settings import Settings
 from shared.topology import STAGES, Topology
 from tests.articles import raw_articles, wire_story
 from tests.conftest import PYTHON, ROOT, worker_env
-from tests.helpers import Workers, free_port, push, read_bodies, wait_until
+from tests.helpers import Workers, acl_tool, free_port, push, read_bodies, wait_until
 from tests.httpserver import LocalServer, conditional
 
 pytestmark = pytest.mark.e2e
@@ -42,14 +41,6 @@ T = Topology("newsflow")  # the server is ours alone: the default prefix the shi
 REFUSED = re.compile(r"NOPERM|no permissions|can't (run|access)", re.IGNORECASE)
 # Commands redis-py sends on connect and ignores when refused (Redis 7.2+); not something a stage needs.
 CONNECT_EXTRAS = {"client|setinfo"}
-
-
-def acl_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("newsflow_acl_tool", ACL_DIR / "acl.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _version(binary: str) -> tuple[tuple[int, int], str]:

@@ -13,7 +13,7 @@ import redis
 
 from tests.articles import raw_articles
 from tests.conftest import worker_env
-from tests.helpers import Proxy, RedisServer, Workers, push, read_bodies, wait_until
+from tests.helpers import RedisServer, Workers, pg_value, proxied_database, push, read_bodies, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -115,9 +115,7 @@ def test_redis_restart_mid_run_every_accepted_article_arrives(tmp_path, prefix):
 
 
 def test_database_down_keeps_entries_pending_then_stores_them_all(redis_url, prefix, r, tmp_path, pg_url):
-    proxy = Proxy(5432)
-    proxy.start()
-    db_url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    proxy, db_url = proxied_database(pg_url)
     w = Workers(worker_env(redis_url, prefix, db_url, tmp_path, **FAST), tmp_path)
     try:
         for stage in ("cleaner", "classifier", "storage", "storage"):  # two storage replicas
@@ -145,18 +143,7 @@ def test_database_down_keeps_entries_pending_then_stores_them_all(redis_url, pre
         assert len(ids) == len(set(ids)) == 400, "one announcement per article"
         assert r.xlen(f"{prefix}:dlq") == 0
         assert {"storage-2", "storage-3"} <= set(w.alive())
-        import asyncio
-
-        import asyncpg
-
-        async def count() -> int:
-            conn = await asyncpg.connect(pg_url)
-            try:
-                return await conn.fetchval("SELECT count(DISTINCT id) FROM articles")
-            finally:
-                await conn.close()
-
-        assert asyncio.run(count()) == 400
+        assert pg_value(pg_url, "SELECT count(DISTINCT id) FROM articles") == 400
     finally:
         w.stop()
         proxy.kill()

@@ -8,12 +8,10 @@ scanned for the secrets; the workers' environments too.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -28,7 +26,7 @@ import redis
 from shared.logging import redact_url
 from tests.articles import raw_articles
 from tests.conftest import PYTHON, ROOT
-from tests.helpers import free_port, read_bodies, wait_until
+from tests.helpers import free_port, pg_value, read_bodies, stop_process, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -83,16 +81,7 @@ def with_password(url: str, password: str) -> str:
 
 
 def count_rows(url: str) -> int:
-    import asyncpg
-
-    async def run() -> int:
-        conn = await asyncpg.connect(url)
-        try:
-            return await conn.fetchval("SELECT count(*) FROM articles")
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    return pg_value(url, "SELECT count(*) FROM articles")
 
 
 def test_file_secrets_reach_every_worker_and_never_a_log_line(secure_redis, pg_url, tmp_path):
@@ -158,12 +147,7 @@ def test_file_secrets_reach_every_worker_and_never_a_log_line(secure_redis, pg_u
             leaked = [k for k, v in child.environ().items() if any(s in v for s in (REDIS_PW, DB_PW, TOKEN))]
             assert not leaked, f"{child.cmdline()}: a secret in its environment ({leaked}); it should read the files"
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        stop_process(up)
 
     text = log_path.read_text()
     for name, secret in (("the Redis password", REDIS_PW), ("the database password", DB_PW), ("the gateway token", TOKEN)):

@@ -20,7 +20,7 @@ import pytest
 from shared import tracing
 from tests.articles import raw_articles
 from tests.conftest import worker_env
-from tests.helpers import Workers, free_port, push, wait_until
+from tests.helpers import Workers, free_port, push, start_http_worker, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -49,19 +49,6 @@ def enriched(r, prefix: str) -> dict[str, dict[bytes, bytes]]:
     return {json.loads(f[b"body"])["id"]: f for _, f in r.xrange(f"{prefix}:enriched")}
 
 
-def start_gateway(workers: Workers, base: str) -> None:
-    gateway = workers.start("gateway")
-
-    def ready() -> bool:
-        assert gateway.poll() is None, workers.logs()
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_until(ready, timeout=60, what="the gateway to be ready")
-
-
 def test_a_trace_set_at_ingest_reaches_the_storage_logs_and_the_enriched_entry(redis_url, r, prefix, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -71,7 +58,7 @@ def test_a_trace_set_at_ingest_reaches_the_storage_logs_and_the_enriched_entry(r
     workers = Workers(env, tmp_path)
     articles = raw_articles(6, seed=31)
     try:
-        start_gateway(workers, base)
+        start_http_worker(workers, "gateway", base, "the gateway to be ready")
         # Two articles over HTTP with the caller's traceparent: both in the caller's trace.
         resp = httpx.post(f"{base}/v1/articles", json=articles[:2], timeout=30,
                           headers={"Authorization": f"Bearer {TOKEN}", "traceparent": GATEWAY_PARENT,

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.articles import raw_articles
 from tests.conftest import ROOT, worker_env
-from tests.helpers import Proxy, RedisServer, Workers, free_port, push, wait_until
+from tests.helpers import RedisServer, Workers, free_port, proxied_database, push, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -176,9 +176,7 @@ def test_readiness_follows_redis_going_away_and_coming_back(tmp_path, prefix):
 
 
 def test_storage_is_not_ready_while_the_database_is_unreachable(redis_url, prefix, r, tmp_path, pg_url):
-    proxy = Proxy(5432)
-    proxy.start()
-    db_url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    proxy, db_url = proxied_database(pg_url)
     w = Workers(worker_env(redis_url, prefix, db_url, tmp_path), tmp_path)
     try:
         port = start(w, "storage")
@@ -237,9 +235,4 @@ def test_up_gives_each_stage_its_own_metrics_port(redis_url, prefix, r, tmp_path
         wait_until(lambda: r.xlen(f"{prefix}:classified") >= 2, timeout=60, what="articles through `up`")
         assert metric(base + 1, "newsflow_messages_out_total", stage="classifier") == 2
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        stop_process(up)

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import pytest
+import redis.asyncio as aredis
 
 from services.storage.repository import Repository, open_repository
+from tests.httpserver import LocalServer
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    """A local HTTP server on 127.0.0.1, routes set by the test."""
+    with LocalServer() as s:
+        yield s
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aredis.Redis]:
+    """An asyncio Redis client, closed after the test."""
+    client = aredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -84,13 +84,6 @@ async def seed(database_url: str, articles: list[ClassifiedArticle]) -> None:
         await repo.close()
 
 
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aredis.Redis]:
-    client = aredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 @asynccontextmanager
 async def api_client(settings: Settings, redis: Any, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     database = Database.open(database_url)

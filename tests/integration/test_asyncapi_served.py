@@ -26,13 +26,6 @@ SERVICES = ("gateway", "api")
 PROTECTED = {"gateway": ("POST", "/v1/articles"), "api": ("GET", "/v1/articles")}
 
 
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aredis.Redis]:
-    client = aredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 @asynccontextmanager
 async def client_for(service: str, prefix: str, redis: aredis.Redis, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     database = None

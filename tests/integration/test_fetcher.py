@@ -18,25 +18,17 @@ from shared.settings import Settings
 from shared.topology import Topology
 from shared.transport import Entry, StageRunner, admin
 from shared.transport.reclaim import reclaim_once
-from tests.httpserver import LocalServer, conditional, page, sequence
+from tests.helpers import polite_fetcher
+from tests.httpserver import conditional, page, sequence
 
 # The local test servers are on 127.0.0.1 and random ports: the SSRF guard's address and port rules are lifted.
 FAST = dict(host_interval_s=0.0, backoff_base_s=0.01, backoff_cap_s=0.05, timeout_s=5.0, allow_private=True, allowed_ports=None)
 
 
 @pytest.fixture
-def server():
-    with LocalServer() as s:
-        yield s
-
-
-@pytest.fixture
 async def fetcher(redis_url, prefix):
-    client = aredis.Redis.from_url(redis_url)
-    f = PoliteFetcher(client, prefix, FetchConfig(**FAST))
-    yield f
-    await f.aclose()
-    await client.aclose()
+    async with polite_fetcher(redis_url, prefix, **FAST) as f:
+        yield f
 
 
 def make(redis_url: str, prefix: str, **config) -> PoliteFetcher:

@@ -25,13 +25,6 @@ def settings_for(prefix: str, **extra: Any) -> Settings:
     return Settings(stream_prefix=prefix, gateway_tokens=TOKEN, **extra)
 
 
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aredis.Redis]:
-    client = aredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 def client_for(settings: Settings, redis: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, redis)), base_url="http://gateway")
 

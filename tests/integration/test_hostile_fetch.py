@@ -14,14 +14,15 @@ import pytest
 import redis.asyncio as aredis
 
 from services.fetcher.app import spec
-from services.fetcher.http import FetchConfig, PoliteFetcher
+from services.fetcher.http import PoliteFetcher
 from services.fetcher.scheduler import MAX_CHILD_SITEMAPS, Scheduler
 from services.fetcher.sources import Source
 from services.fetcher.urls import SeenUrls
 from shared.errors import PermanentError
 from shared.settings import Settings
 from shared.transport import Entry, StageRunner
-from tests.httpserver import LocalServer, page
+from tests.helpers import LAUGHS_PROLOGUE, everything_in_redis, polite_fetcher
+from tests.httpserver import page
 
 # The local test servers are on 127.0.0.1 and random ports: the SSRF guard's address and port rules are lifted.
 FAST = dict(host_interval_s=0.0, backoff_base_s=0.01, backoff_cap_s=0.05, timeout_s=10.0, allow_private=True,
@@ -44,18 +45,9 @@ def gz(status: int, body: bytes, encoding: str = "gzip", content_type: str = "te
 
 
 @pytest.fixture
-def server():
-    with LocalServer() as s:
-        yield s
-
-
-@pytest.fixture
 async def fetcher(redis_url, prefix):
-    client = aredis.Redis.from_url(redis_url)
-    f = PoliteFetcher(client, prefix, FetchConfig(**{**FAST, "max_bytes": CAP}))
-    yield f
-    await f.aclose()
-    await client.aclose()
+    async with polite_fetcher(redis_url, prefix, **FAST, max_bytes=CAP) as f:
+        yield f
 
 
 # -- decompression bombs ---------------------------------------------------------------------------------------
@@ -166,20 +158,7 @@ def scheduler(fetcher: PoliteFetcher, prefix: str, sources: list[Source], **sett
     return Scheduler(fetcher.redis, Settings(stream_prefix=prefix, **settings), sources, fetcher, SeenUrls(fetcher.redis, prefix, 60))
 
 
-LAUGHS = """<?xml version="1.0"?>
-<!DOCTYPE rss [
- <!ENTITY lol "lol">
- <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<rss version="2.0"><channel><title>&lol9;</title>
+LAUGHS = LAUGHS_PROLOGUE + """<rss version="2.0"><channel><title>&lol9;</title>
 <item><title>&lol9;</title><link>{base}/laughs/1</link><description>&lol9;</description></item></channel></rss>"""
 
 XXE = """<?xml version="1.0"?>
@@ -196,20 +175,6 @@ DTD_FEED = """<?xml version="1.0"?>
 <rss version="2.0"><channel><title>t</title><item><title>&passwd;</title><link>{base}/dtd-feed/1</link></item></channel></rss>"""
 
 EVIL_DTD = '<!ENTITY passwd SYSTEM "file:///etc/passwd">'
-
-
-def everything_in_redis(r, prefix: str) -> str:
-    """Every value under the test's prefix, as one string: streams, hashes, strings."""
-    out = []
-    for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-        kind = r.type(key)
-        if kind == b"stream":
-            out += [repr(fields) for _, fields in r.xrange(key)]
-        elif kind == b"hash":
-            out.append(repr(r.hgetall(key)))
-        elif kind == b"string":
-            out.append(repr(r.get(key)))
-    return "\n".join(out)
 
 
 async def test_entity_attacks_in_feeds_and_sitemaps_are_refused_and_no_dtd_is_fetched(server, fetcher, prefix, r):
@@ -245,11 +210,8 @@ async def test_entity_attacks_in_feeds_and_sitemaps_are_refused_and_no_dtd_is_fe
 @pytest.fixture
 async def big_fetcher(redis_url, prefix):
     """The default 5 MB cap."""
-    client = aredis.Redis.from_url(redis_url)
-    f = PoliteFetcher(client, prefix, FetchConfig(**FAST))
-    yield f
-    await f.aclose()
-    await client.aclose()
+    async with polite_fetcher(redis_url, prefix, **FAST) as f:
+        yield f
 
 
 async def test_a_feed_of_100000_items_and_a_sitemap_index_of_10000_children_are_cut_to_the_limits(server, big_fetcher, prefix, r):

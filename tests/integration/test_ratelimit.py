@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from types import SimpleNamespace
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -43,13 +43,6 @@ class FakeDatabase:
         if method == "search":
             return SimpleNamespace(items=[], next_cursor=None)
         return None
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[aredis.Redis]:
-    client = aredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def gateway(settings: Settings, redis: Any, client: tuple[str, int] = ("127.0.0.1", 123)) -> httpx.AsyncClient:

@@ -147,6 +147,16 @@ async def close(runner: StageRunner) -> None:
     await runner.redis.aclose()
 
 
+async def deliver_once(redis_url: str, prefix: str, urls: list[str]) -> StageRunner:
+    """A webhook runner for `urls` that handles one batch and is closed; returned for its counters."""
+    runner = make_runner(redis_url, prefix, urls)
+    try:
+        await run_once(runner)
+    finally:
+        await close(runner)
+    return runner
+
+
 # -- delivery ------------------------------------------------------------------------------------------------
 
 
@@ -175,11 +185,7 @@ async def test_every_article_is_delivered_signed_with_its_ids(redis_url, prefix,
 async def test_503s_are_retried_until_the_receiver_takes_the_article(redis_url, prefix, r, receivers):
     rx = receivers(lambda n: 503 if n < 3 else 200)
     push(r, f"{prefix}:enriched", [article(1)])
-    runner = make_runner(redis_url, prefix, [rx.url()])
-    try:
-        await run_once(runner)
-    finally:
-        await close(runner)
+    runner = await deliver_once(redis_url, prefix, [rx.url()])
     assert [h.status for h in rx.hits] == [503, 503, 503, 200]
     assert len({h.headers["idempotency-key"] for h in rx.hits}) == 1, "every retry carries the same idempotency key"
     assert all(h.signed for h in rx.hits)
@@ -192,11 +198,7 @@ async def test_a_retry_sends_again_only_what_was_not_delivered(redis_url, prefix
     busy = receivers(lambda n: 429 if n < 2 else 200)
     fine = receivers()
     push(r, f"{prefix}:enriched", [article(n) for n in range(3)])
-    runner = make_runner(redis_url, prefix, [busy.url(), fine.url("/other")])
-    try:
-        await run_once(runner)
-    finally:
-        await close(runner)
+    await deliver_once(redis_url, prefix, [busy.url(), fine.url("/other")])
     assert len(fine.hits) == 3, "the receiver that answered 200 at once got each article once"
     assert sorted(a["id"] for a in busy.taken().values()) == ["wh-0", "wh-1", "wh-2"]
     assert r.xpending(f"{prefix}:enriched", f"{prefix}:webhook")["pending"] == 0
@@ -207,11 +209,7 @@ async def test_a_400_is_a_dead_letter_naming_the_receiver_and_its_answer(redis_u
     takes = receivers()
     push(r, f"{prefix}:enriched", [article(1)])
     url = f"http://user:pw-in-url@127.0.0.1:{refuses.port}/refuse?token=query-secret"
-    runner = make_runner(redis_url, prefix, [url, takes.url()])
-    try:
-        await run_once(runner)
-    finally:
-        await close(runner)
+    await deliver_once(redis_url, prefix, [url, takes.url()])
     assert len(refuses.hits) == 1, "a 4xx is never retried"
     (letter,) = dead_letters(r, prefix)
     assert letter["stage"] == "webhook" and letter["permanent"] is True
@@ -225,11 +223,7 @@ async def test_a_400_is_a_dead_letter_naming_the_receiver_and_its_answer(redis_u
 async def test_redirects_are_refused_not_followed(redis_url, prefix, r, receivers):
     rx = receivers(lambda _n: 302)
     push(r, f"{prefix}:enriched", [article(1)])
-    runner = make_runner(redis_url, prefix, [rx.url()])
-    try:
-        await run_once(runner)
-    finally:
-        await close(runner)
+    await deliver_once(redis_url, prefix, [rx.url()])
     (letter,) = dead_letters(r, prefix)
     assert "answered 302" in letter["error"] and "redirects are not followed" in letter["error"]
     assert len(rx.hits) == 1
@@ -238,11 +232,7 @@ async def test_redirects_are_refused_not_followed(redis_url, prefix, r, receiver
 async def test_a_body_that_is_not_an_article_is_a_dead_letter_and_never_posted(redis_url, prefix, r, receivers):
     rx = receivers()
     push(r, f"{prefix}:enriched", ["[1, 2]", {"title": "no id"}, "not json", article(1)])
-    runner = make_runner(redis_url, prefix, [rx.url()])
-    try:
-        await run_once(runner)
-    finally:
-        await close(runner)
+    await deliver_once(redis_url, prefix, [rx.url()])
     assert [json.loads(h.body)["id"] for h in rx.hits] == ["wh-1"]
     assert len(dead_letters(r, prefix)) == 3
     assert r.xpending(f"{prefix}:enriched", f"{prefix}:webhook")["pending"] == 0
@@ -300,11 +290,7 @@ async def test_its_group_is_its_own(redis_url, prefix, r, receivers):
     rx = receivers()
     r.xgroup_create(f"{prefix}:enriched", "team-a", id="0", mkstream=True)
     push(r, f"{prefix}:enriched", [article(n) for n in range(3)])
-    runner = make_runner(redis_url, prefix, [rx.url()])
-    try:
-        await run_once(runner)
-    finally:
-        await close(runner)
+    await deliver_once(redis_url, prefix, [rx.url()])
     assert len(rx.hits) == 3
     got = r.xreadgroup("team-a", "c", {f"{prefix}:enriched": ">"})
     assert len(got[0][1]) == 3

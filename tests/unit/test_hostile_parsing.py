@@ -15,6 +15,7 @@ from services.fetcher.http import DECODE_CHUNK, BodyDecoder, TooLarge
 from services.fetcher.sources import parse_feed, parse_sitemap
 from shared.contract import RawArticle
 from shared.errors import PermanentError
+from tests.helpers import LAUGHS_PROLOGUE
 
 MB = 1024 * 1024
 PASSWD = "root:x:0:0"
@@ -83,21 +84,8 @@ def test_unknown_codings_are_reported():
 
 # -- feeds -----------------------------------------------------------------------------------------------------
 
-LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE rss [
- <!ENTITY lol "lol">
- <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
- <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
- <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
- <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
- <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
-]>
-<rss version="2.0"><channel><title>&lol9;</title>
-<item><title>&lol9;</title><link>https://e.example/a</link><description>&lol9;</description></item></channel></rss>"""
+LAUGHS = (LAUGHS_PROLOGUE + """<rss version="2.0"><channel><title>&lol9;</title>
+<item><title>&lol9;</title><link>https://e.example/a</link><description>&lol9;</description></item></channel></rss>""").encode()
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>

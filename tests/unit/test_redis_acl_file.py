@@ -7,14 +7,12 @@ deployment files that name the users. tests/e2e/test_redis_acl.py checks the sam
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import stat
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import yaml
@@ -23,6 +21,7 @@ from shared.ratelimit import GCRA_LUA
 from shared.topology import STAGES, Topology
 from shared.transport.commit import COMMIT_LUA
 from shared.transport.reclaim import PURGE_LUA
+from tests.helpers import acl_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 ACL_DIR = ROOT / "deploy" / "redis"
@@ -39,14 +38,6 @@ ADMIN_COMMANDS = {"flushall", "flushdb", "config", "keys", "debug", "shutdown", 
 KEYED_DANGER = {"del", "unlink", "rename", "renamenx", "copy", "move", "expire", "pexpire", "persist", "sort",
                 "xdel", "xtrim", "xsetid", "xgroup|destroy", "xgroup|setid", "xack", "xclaim", "xautoclaim", "set",
                 "restore", "object|encoding", "dump"}
-
-
-def acl_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("newsflow_acl_tool", ACL_DIR / "acl.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- a small evaluator of Redis ACL rules ------------------------------------------------------------------
