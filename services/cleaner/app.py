@@ -47,6 +47,7 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
                     article.duplicate_of, article.duplicate_score = hit.of, hit.score
         return outcomes
 
-    # Plain text (1 to 2 ms an article) is cleaned and committed before the batch's HTML pages (about 14 ms each).
+    # Plain text (1 to 2 ms an article) is cleaned and committed before the batch's HTML pages (about 14 ms each),
+    # and plain text that arrives while the pages are extracted is read and committed between two of them.
     return StageSpec(name="cleaner", input="raw", output="cleaned", decode=parse_raw, process=process,
-                     model=RawArticle, first=lambda raw: not has_html(raw))
+                     model=RawArticle, first=lambda raw: not has_html(raw), peek=True)

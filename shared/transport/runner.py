@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -67,6 +68,11 @@ def is_transient_redis(exc: BaseException) -> bool:
     return text.startswith(TRANSIENT_REPLIES) or any(f"-{reply} " in text or f": {reply} " in text for reply in TRANSIENT_REPLIES)
 
 
+# How often, at most, a long group looks for newcomers (StageSpec.peek), and the hook it hands run_yielding.
+PEEK_INTERVAL_S = 0.02
+_BETWEEN: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar("newsflow_between_articles", default=None)
+
+
 @dataclass
 class StageSpec:
     """What a stage is: the stream it reads, the stream it writes, and how it turns one into the other."""
@@ -83,6 +89,10 @@ class StageSpec:
     # Articles to process and commit before the rest of their batch, e.g. the cleaner's plain text before its
     # HTML pages: a short article never waits for a page's extraction.
     first: Callable[[BaseModel], bool] | None = None
+    # With `first`: read new entries between two articles of the rest (at most every PEEK_INTERVAL_S, for a
+    # process that calls the runner's hook: run_yielding), so an article `first` picks that arrives meanwhile
+    # waits for one article, not for the rest of the batch.
+    peek: bool = False
 
 
 @dataclass
@@ -113,7 +123,8 @@ async def run_yielding(fn: Callable[[Entry, BaseModel], BaseModel], items: list[
     out = []
     for entry, model in items:
         out.append(run_one(fn, entry, model))
-        await asyncio.sleep(0)
+        hook = _BETWEEN.get()
+        await (hook() if hook is not None else asyncio.sleep(0))
     return out
 
 
@@ -158,6 +169,8 @@ class StageRunner:
         self.in_flight: set[str] = set()
         self.stopping = asyncio.Event()
         self._script = redis.register_script(COMMIT_LUA)
+        self._deferred: list[Item] = []  # read by a peek, not picked first: handled after the current batch
+        self._last_read = 0.0
         self.dependency_ok = True
         # NEWSFLOW_TRACING: off, the tracer only hands each entry a new span id of its trace (shared/tracing.py).
         self.tracer = tracing.setup(settings.tracing, f"newsflow-{spec.name}")
@@ -173,17 +186,47 @@ class StageRunner:
 
     async def handle_batch(self, entries: list[Entry]) -> list[Outcome]:
         """Decode, process, commit. With `spec.first`, the batch is processed and committed in two groups, the
-        articles it picks first (and the dead letters), then the rest."""
+        articles it picks first (and the dead letters), then the rest. With `spec.peek` as well, entries that
+        arrive while the rest is processed are read between two of its articles: those `first` picks are committed
+        at once, the others after this batch. Returns the outcomes of `entries` and of those others."""
+        outcomes = await self._handle(entries)
+        if self._deferred:  # at most a batch's worth, read by peeks; no peeking while it is handled
+            deferred, self._deferred = self._deferred, []
+            outcomes += await self._handle([entry for entry, _ in deferred], decoded=deferred)
+        return outcomes
+
+    async def _handle(self, entries: list[Entry], *, first_only: bool = False,
+                      decoded: list[Item] | None = None) -> list[Outcome]:
+        """handle_batch's work for one batch. `first_only` (a peek): commit what `spec.first` picks and the dead
+        letters, and leave the rest, decoded, in flight in self._deferred. `decoded`: such a rest, read and
+        counted already; its batch does not peek, and peeks defer at most a batch's worth, so a worker holds at most
+        two batches."""
         added = {e.id for e in entries} - self.in_flight
         self.in_flight.update(added)
         self._start_spans(entries)
         committed: list[Outcome] = []
+        deferred: set[str] = set()
         try:
-            self.metrics.read(len(entries))
+            if decoded is None:
+                self.metrics.read(len(entries))
+                self._last_read = time.monotonic()
             started = time.perf_counter()
-            rejected, items = await self._decode_all(entries)
-            for group in self._groups(items):
-                outcomes = await self._outcomes(rejected, group)
+            rejected, items = ([], decoded) if decoded is not None else await self._decode_all(entries)
+            groups = self._groups(items)
+            if first_only:
+                later = [it for it in items if not self._picked(it[1])]
+                self._deferred += later
+                deferred = {e.id for e, _ in later}
+                groups = [[it for it in items if self._picked(it[1])]]
+            for group in groups:
+                # Peek between the articles of a group that `first` did not pick (run_yielding calls the hook).
+                peek = (self.spec.peek and not first_only and decoded is None and bool(group)
+                        and not self._picked(group[0][1]))
+                token = _BETWEEN.set(self._peek if peek else None)
+                try:
+                    outcomes = await self._outcomes(rejected, group)
+                finally:
+                    _BETWEEN.reset(token)
                 rejected = []
                 # Every entry of the batch is counted once, the dead letters with the first group.
                 self.metrics.processed(time.perf_counter() - started, len(outcomes))
@@ -196,9 +239,31 @@ class StageRunner:
                 self._count(outcomes)
             return committed
         finally:
-            self.in_flight.difference_update(added)
+            self.in_flight.difference_update(added - deferred)
             if self.tracer.enabled:
-                self._end_spans(entries, committed)
+                self._end_spans([e for e in entries if e.id not in deferred], committed)
+
+    def _picked(self, model: BaseModel) -> bool:
+        return self.spec.first is not None and self.spec.first(model)
+
+    async def _peek(self) -> None:
+        """Between two articles of a long group: at most every PEEK_INTERVAL_S, read what arrived meanwhile and
+        handle it first_only (a newcomer `first` picks is committed now; the rest waits for this batch to end)."""
+        room = self.settings.batch_size - len(self._deferred)  # a worker holds at most two batches' worth
+        if self.stopping.is_set() or room <= 0 or time.monotonic() - self._last_read < PEEK_INTERVAL_S:
+            await asyncio.sleep(0)
+            return
+        self._last_read = time.monotonic()
+        token = _BETWEEN.set(None)  # no peeking from inside a peek
+        try:
+            reply = await self.redis.xreadgroup(self.group, self.consumer, {self.input_stream: ">"}, count=room)
+            newcomers = [Entry(i.decode() if isinstance(i, bytes) else i, f) for _, found in reply or [] for i, f in found]
+            if newcomers:
+                await self._handle(newcomers, first_only=True)
+        except Exception as exc:  # noqa: BLE001 - never the batch in progress's failure; what was read stays pending
+            log.warning("peek_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            _BETWEEN.reset(token)
 
     def _groups(self, items: list[Item]) -> list[list[Item]]:
         """One group, or with `spec.first` the articles it picks, then the others. Always at least one group (an
@@ -216,6 +281,8 @@ class StageRunner:
         has none (or an invalid one). Off, only a new span id; on, an OpenTelemetry span as well."""
         tracer, name = self.tracer, self._span_name
         for e in entries:
+            if e.span is not None:
+                continue  # deferred by a peek: its span goes on
             attributes = self._span_attributes(e) if tracer.enabled else None
             e.span = tracer.start(e.fields.get(b"traceparent"), name, attributes)
 

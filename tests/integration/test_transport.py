@@ -499,3 +499,107 @@ async def test_run_yielding_stays_on_the_main_thread_and_lets_the_loop_in_betwee
     task.cancel()
     assert threads == [True, True, True] and ticks - start >= 3
     assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["y0", "y1", "y2"]
+
+
+async def test_a_short_article_arriving_during_the_pages_of_a_batch_is_committed_between_two_of_them(redis_url, prefix, r):
+    """`first` with `peek` (the cleaner): while the batch's pages are processed, a plain-text newcomer is read and
+    committed before the batch's last page; a page newcomer waits for the batch to end, in the same call."""
+    import time
+
+    from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
+
+    def work(entry: Entry, raw: BaseModel) -> Echo:
+        assert isinstance(raw, RawArticle)
+        if raw.text.startswith("page"):
+            if raw.text == "page one":  # two articles arrive while the batch's first page is being extracted
+                r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "late short", "id": "late1"})})
+                r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "page late", "id": "late2"})})
+            time.sleep(PEEK_INTERVAL_S * 2)  # extraction takes longer than the peek interval
+        return echo(entry, raw)
+
+    for i, text in enumerate(["page one", "page two", "page three", "short one"]):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": text, "id": f"b{i}"})})
+    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items))
+    runner.spec.first = lambda m: not m.text.startswith("page")
+    runner.spec.peek = True
+    await runner.ensure_groups()
+    outcomes = await runner.handle_batch(await read_new(runner))
+    order = [b["id"] for b in bodies(r, f"{prefix}:cleaned")]
+    assert order[0] == "b3"  # the batch's own short article first
+    assert order.index("late1") < order.index("b2")  # the newcomer did not wait for the batch's last page
+    assert order[-1] == "late2"  # a page newcomer after the batch, in the same call
+    # Returned: the batch's outcomes and the deferred newcomer's; the one committed in between is counted.
+    assert len({o.entry.id for o in outcomes}) == 5 and runner.in_flight == set() and runner._deferred == []
+    assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0
+    assert runner.counters.processed == 6
+
+
+async def test_without_peek_a_newcomer_waits_for_the_next_read(redis_url, prefix, r):
+    from shared.transport.runner import run_yielding
+
+    def work(entry: Entry, raw: BaseModel) -> Echo:
+        if raw.text == "page one":
+            r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "late short", "id": "late1"})})
+        return echo(entry, raw)
+
+    for i, text in enumerate(["page one", "page two"]):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": text, "id": f"n{i}"})})
+    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items))
+    runner.spec.first = lambda m: not m.text.startswith("page")
+    await runner.ensure_groups()
+    await runner.handle_batch(await read_new(runner))
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["n0", "n1"]
+    assert r.xlen(f"{prefix}:raw") == 3 and r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0
+
+
+async def test_peeks_hold_at_most_one_more_batch_in_flight(redis_url, prefix, r):
+    """Under a backlog every peek would find a full batch: what peeks defer stays within one batch's worth, and
+    handle_batch returns after at most two batches."""
+    import time
+
+    from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
+
+    def work(entry: Entry, raw: BaseModel) -> Echo:
+        time.sleep(PEEK_INTERVAL_S * 1.5)
+        return echo(entry, raw)
+
+    for i in range(12):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"page {i}", "id": f"q{i}"})})
+    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items), batch_size=3)
+    runner.spec.first = lambda m: not m.text.startswith("page")
+    runner.spec.peek = True
+    await runner.ensure_groups()
+    outcomes = await runner.handle_batch(await read_new(runner, 3))
+    assert len(outcomes) == 6  # the batch and one batch's worth read by peeks
+    assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0 and runner.in_flight == set()
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == [f"q{i}" for i in range(6)]
+
+
+async def test_a_failed_peek_is_logged_and_never_fails_the_batch_in_progress(redis_url, prefix, r):
+    import time
+
+    from structlog.testing import capture_logs
+
+    from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
+
+    def work(entry: Entry, raw: BaseModel) -> Echo:
+        time.sleep(PEEK_INTERVAL_S * 1.5)
+        return echo(entry, raw)
+
+    for i in range(3):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"page {i}", "id": f"f{i}"})})
+    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items))
+    runner.spec.first = lambda m: not m.text.startswith("page")
+    runner.spec.peek = True
+    await runner.ensure_groups()
+    entries = await read_new(runner)
+
+    async def broken(*args, **kwargs):
+        raise aredis.ConnectionError("Redis went away for a moment")
+
+    runner.redis.xreadgroup = broken  # the peek's read fails; the batch's commit does not use it
+    with capture_logs() as logs:
+        outcomes = await runner.handle_batch(entries)
+    assert [o.output is not None for o in outcomes] == [True, True, True]
+    assert "peek_failed" in [e["event"] for e in logs]
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["f0", "f1", "f2"]
