@@ -20,9 +20,10 @@ def spec(resources: Resources) -> StageSpec:
         return classify(article, resources)
 
     # Briefs are classified and committed before the long articles of their batch: classification time grows with
-    # the text (about 5 ms for 700 words), so a brief need not wait for its batch-mates.
+    # the text (about 5 ms for 700 words), so a brief need not wait for its batch-mates; and a brief that arrives
+    # while the long ones are classified is read and committed between two of them (peek).
     return StageSpec(name="classifier", input="cleaned", output="classified", decode=_decode, process=each(one, offload=True),
-                     model=CleanArticle, first=_brief)
+                     model=CleanArticle, first=_brief, peek=True)
 
 
 BRIEF_WORDS = 400

@@ -90,8 +90,8 @@ class StageSpec:
     # HTML pages: a short article never waits for a page's extraction.
     first: Callable[[BaseModel], bool] | None = None
     # With `first`: read new entries between two articles of the rest (at most every PEEK_INTERVAL_S, for a
-    # process that calls the runner's hook: run_yielding), so an article `first` picks that arrives meanwhile
-    # waits for one article, not for the rest of the batch.
+    # process that calls the runner's hook: run_yielding, run_all), so an article `first` picks that arrives
+    # meanwhile waits for one article, not for the rest of the batch.
     peek: bool = False
 
 
@@ -132,7 +132,14 @@ async def run_all(fn: Callable[[Entry, BaseModel], BaseModel], items: list[Item]
     """run_one over the batch in a worker thread: while a CPU-heavy stage works, the event loop still gets the GIL
     (Python hands it over every 5 ms), so heartbeats, commits of other groups and health probes stay responsive.
     One batch at a time per worker, so the stage's code never runs in two threads at once."""
-    return await asyncio.to_thread(lambda: [run_one(fn, entry, model) for entry, model in items])
+    hook = _BETWEEN.get()
+    if hook is None:
+        return await asyncio.to_thread(lambda: [run_one(fn, entry, model) for entry, model in items])
+    out = []
+    for entry, model in items:  # the runner peeks between two articles (StageSpec.peek): one thread hop each
+        out.append(await asyncio.to_thread(run_one, fn, entry, model))
+        await hook()
+    return out
 
 
 def run_one(fn: Callable[[Entry, BaseModel], BaseModel], entry: Entry, model: BaseModel) -> Outcome:

@@ -603,3 +603,36 @@ async def test_a_failed_peek_is_logged_and_never_fails_the_batch_in_progress(red
     assert [o.output is not None for o in outcomes] == [True, True, True]
     assert "peek_failed" in [e["event"] for e in logs]
     assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["f0", "f1", "f2"]
+
+
+async def test_an_offloaded_stage_peeks_between_two_articles_too(redis_url, prefix, r):
+    """The classifier's case: long articles in a worker thread, one hop each while peeking; a brief that arrives
+    meanwhile is committed before the last long article, and the stage's code never runs in two threads at once."""
+    import threading
+    import time
+
+    from shared.transport.runner import PEEK_INTERVAL_S
+
+    running = threading.Lock()
+
+    def work(entry: Entry, raw: BaseModel) -> Echo:
+        assert running.acquire(blocking=False), "two threads in the stage's code at once"
+        try:
+            if raw.text == "long one":
+                r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "brief late", "id": "late1"})})
+            if raw.text.startswith("long"):
+                time.sleep(PEEK_INTERVAL_S * 2)
+            return echo(entry, raw)
+        finally:
+            running.release()
+
+    for i, text in enumerate(["long one", "long two", "long three"]):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": text, "id": f"t{i}"})})
+    runner = make_runner(redis_url, prefix, process=each(work, offload=True))
+    runner.spec.first = lambda m: not m.text.startswith("long")
+    runner.spec.peek = True
+    await runner.ensure_groups()
+    await runner.handle_batch(await read_new(runner))
+    order = [b["id"] for b in bodies(r, f"{prefix}:cleaned")]
+    assert order.index("late1") < order.index("t2") and sorted(order) == ["late1", "t0", "t1", "t2"]
+    assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0 and runner.in_flight == set()
