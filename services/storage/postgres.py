@@ -178,6 +178,8 @@ class PostgresRepository:
             if not queued:
                 return 0
             rows = await conn.fetch(_TO_INDEX, queued)
+            if not rows:  # every one of them is being rewritten right now: the next pass takes them
+                return 0
             ids = [r["id"] for r in rows]
             titles = [r["title"] for r in rows]
             texts = [search_words(r["text"] or "", json.loads(r["keywords"] or "[]"), json.loads(r["names"] or "[]"),

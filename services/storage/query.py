@@ -21,8 +21,8 @@ MAX_LIMIT = 500
 
 class ArticleQuery(BaseModel):
     q: str | None = Field(None, max_length=1000, description=(
-        "Full-text search on the title, the start of the text (its first 1,000 characters), keywords and entity "
-        "names (words, \"a phrase\", or, -word)."))
+        "Full-text search on the title, the text (all of it, or its first 1,000 characters with "
+        "NEWSFLOW_SEARCH_SCOPE=lead), keywords and entity names (words, \"a phrase\", or, -word)."))
     topic: str | None = Field(None, description='An IPTC topic label ("politics"), key ("conflict") or code ("medtop:11000000"); case-insensitive.')
     place: str | None = Field(None, description='A place name ("North Korea") or ISO 3166-1 code ("KP"); case-insensitive.')
     source: str | None = Field(None, description="The article's source, exactly.")

@@ -219,16 +219,16 @@ class StageRunner:
                 self._last_read = time.monotonic()
             started = time.perf_counter()
             rejected, items = ([], decoded) if decoded is not None else await self._decode_all(entries)
-            groups = self._groups(items)
+            picked, rest = self._split(items)
             if first_only:
-                later = [it for it in items if not self._picked(it[1])]
-                self._deferred += later
-                deferred = {e.id for e, _ in later}
-                groups = [[it for it in items if self._picked(it[1])]]
+                self._deferred += rest
+                deferred = {e.id for e, _ in rest}
+                groups = [picked]
+            else:
+                groups = [g for g in (picked, rest) if g] or [[]]
             for group in groups:
-                # Peek between the articles of a group that `first` did not pick (run_yielding calls the hook).
-                peek = (self.spec.peek and not first_only and decoded is None and bool(group)
-                        and not self._picked(group[0][1]))
+                # Peek between the articles `first` did not pick (run_yielding and run_all call the hook).
+                peek = self.spec.peek and not first_only and decoded is None and group is rest
                 token = _BETWEEN.set(self._peek if peek else None)
                 try:
                     outcomes = await self._outcomes(rejected, group)
@@ -250,9 +250,6 @@ class StageRunner:
             if self.tracer.enabled:
                 self._end_spans([e for e in entries if e.id not in deferred], committed)
 
-    def _picked(self, model: BaseModel) -> bool:
-        return self.spec.first is not None and self.spec.first(model)
-
     async def _peek(self) -> None:
         """Between two articles of a long group: at most every PEEK_INTERVAL_S, read what arrived meanwhile and
         handle it first_only (a newcomer `first` picks is committed now; the rest waits for this batch to end)."""
@@ -272,16 +269,17 @@ class StageRunner:
         finally:
             _BETWEEN.reset(token)
 
-    def _groups(self, items: list[Item]) -> list[list[Item]]:
-        """One group, or with `spec.first` the articles it picks, then the others. Always at least one group (an
-        empty one when nothing decoded), so the dead letters of such a batch are still committed."""
-        if self.spec.first is None or len(items) < 2:
-            return [items]
+    def _split(self, items: list[Item]) -> tuple[list[Item], list[Item]]:
+        """The articles `spec.first` picks, and the others (all of them when it picks none or is unset). A batch is
+        processed and committed in that order; dead letters go with the first group that is processed, which is an
+        empty one when nothing decoded."""
+        if self.spec.first is None:
+            return [], items
         picked: list[Item] = []
         rest: list[Item] = []
         for item in items:
             (picked if self.spec.first(item[1]) else rest).append(item)
-        return [g for g in (picked, rest) if g]
+        return picked, rest
 
     def _start_spans(self, entries: list[Entry]) -> None:
         """This stage's span of each entry's trace: a child of the entry's traceparent, or a new trace when it
