@@ -3,10 +3,10 @@ today's upsert writes today's schema only (since 0005 it writes the search entri
 
 from __future__ import annotations
 
+from services.storage.repository import _COLUMNS as COLUMNS
 from services.storage.repository import Row, SqliteRepository, _sqlite_values
 
-_COLUMNS = ("id, url, source, title, text, language, published_at, word_count, duplicate_of, content_hash, doc_hash, "
-            "doc, stored_at, updated_at, source_entry_id")
+_COLUMNS = ", ".join(COLUMNS)  # the columns of _sqlite_values, in its order
 # The values are _sqlite_values' (times as ISO strings, the document as JSON text), cast by PostgreSQL.
 _PG_VALUES = ("$1, $2, $3, $4, $5, $6, $7::text::timestamptz, $8, $9, $10, $11, $12::text::jsonb, "
               "$13::text::timestamptz, $14::text::timestamptz, $15")

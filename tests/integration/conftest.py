@@ -1,4 +1,5 @@
-"""Fixtures of the storage tests: every test that takes `database_url` runs on SQLite and on PostgreSQL."""
+"""Fixtures of the integration tests: a local HTTP server, an asyncio Redis client, and the storage tests'
+repositories (every test that takes `database_url` runs on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
