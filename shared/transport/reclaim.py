@@ -17,15 +17,27 @@ from .runner import StageRunner, _backoff, is_transient_redis
 log = get_logger("newsflow.reclaim")
 
 
+# XAUTOCLAIM, and when it took anything, a bump of the group's fence in the same step: a consumer whose fenced
+# commit of those entries is under way then has its EXEC aborted (commit.py).
+# KEYS: input stream, fence. ARGV: group, consumer, min idle ms, start id, count.
+CLAIM_LUA = """
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
+if #r[2] > 0 then redis.call('INCR', KEYS[2]) end
+return r
+"""
+
+
 async def reclaim_once(runner: StageRunner) -> int:
     """XAUTOCLAIM every entry idle past claim_idle_ms (ours or a dead consumer's) and handle it. Returns how many."""
     s = runner.settings
     start = "0-0"
     total = 0
+    claim = runner.redis.register_script(CLAIM_LUA)
     while True:
-        next_id, claimed, *_ = await runner.redis.xautoclaim(
-            runner.input_stream, runner.group, runner.consumer, min_idle_time=s.claim_idle_ms, start_id=start, count=s.batch_size
-        )
+        next_id, found, *_ = await claim(keys=[runner.input_stream, runner.target.fence],
+                                         args=[runner.group, runner.consumer, s.claim_idle_ms, start, s.batch_size])
+        # [id, [field, value, ...]] each; Redis 6.2 answers nil for an entry deleted while pending.
+        claimed = [(e[0], dict(zip(e[1][::2], e[1][1::2]))) if e and e[1] is not None else (None, None) for e in found]
         if any(eid is None or fields is None for eid, fields in claimed):
             # Redis 6.2 answers nil for entries deleted while pending, without their ids: list what we now own.
             claimed = await _claimed_with_gaps(runner, start, _s(next_id))
@@ -84,13 +96,17 @@ async def _delivery_counts(runner: StageRunner, entries: list[Entry]) -> dict[st
 async def heartbeat(runner: StageRunner) -> None:
     """Reset the idle time of entries we are still working on, so peers do not reclaim them from a live worker.
 
-    XCLAIM ... JUSTID does not add a delivery, so a long wait for the database costs the entry nothing.
+    XCLAIM ... JUSTID does not add a delivery, so a long wait for the database costs the entry nothing. It may take
+    back an entry a peer reclaimed from us meanwhile, so it bumps the group's fence in the same transaction, as
+    every claim does (commit.py).
     """
     ids = sorted(runner.in_flight)
     for i in range(0, len(ids), 500):
-        await runner.redis.xclaim(
-            runner.input_stream, runner.group, runner.consumer, min_idle_time=0, message_ids=ids[i : i + 500], justid=True
-        )
+        async with runner.redis.pipeline(transaction=True) as pipe:
+            pipe.xclaim(runner.input_stream, runner.group, runner.consumer, min_idle_time=0,
+                        message_ids=ids[i : i + 500], justid=True)
+            pipe.execute_command("INCR", runner.target.fence)  # INCR, not redis-py's incr (INCRBY): the ACL allows INCR
+            await pipe.execute()
 
 
 # Check and delete in one step: a consumer that reads between a separate check and DELCONSUMER would lose

@@ -21,7 +21,7 @@ from shared.logging import bound_article, get_logger
 from shared.settings import Settings
 from shared.topology import Topology
 
-from .commit import COMMIT_LUA, Record, commit_args
+from .commit import COMMIT_LUA, Record, Target, fence_key, fenced_commit
 from .entries import Entry, Outcome, decode_body
 from .metrics import StageMetrics
 
@@ -102,6 +102,8 @@ class Counters:
     dead_lettered: int = 0
     retried: int = 0
     transient_waits: int = 0
+    fenced_commits: int = 0  # committed by the fenced transaction
+    script_commits: int = 0  # committed by the script (see commit.py)
 
 
 def each(fn: Callable[[Entry, BaseModel], BaseModel], *, offload: bool = False) -> Process:
@@ -176,6 +178,12 @@ class StageRunner:
         self.in_flight: set[str] = set()
         self.stopping = asyncio.Event()
         self._script = redis.register_script(COMMIT_LUA)
+        self.target = Target(
+            stream=self.input_stream, group=self.group, consumer=consumer,
+            output=self.output_stream or self.topology.dlq, dlq=self.topology.dlq, errors=self.errors_key,
+            fence=fence_key(settings.stream_prefix, spec.name), maxlen=settings.stream_maxlen, errors_ttl=7 * 24 * 3600,
+        )
+        self.fenced = True  # off for good once the Redis user's ACL refuses the fenced transaction
         self._deferred: list[Item] = []  # read by a peek, not picked first: handled after the current batch
         self._last_read = 0.0
         self.dependency_ok = True
@@ -398,15 +406,22 @@ class StageRunner:
 
     async def _commit(self, outcomes: list[Outcome]) -> tuple[int, int]:
         """Publish and ack atomically, only what we still own (see commit.py); retried while Redis is away.
-        Returns how many outputs and dead letters the script wrote."""
+        Returns how many outputs and dead letters were written."""
         if not outcomes:
             return 0, 0
-        keys = [self.input_stream, self.output_stream or self.topology.dlq, self.topology.dlq, self.errors_key]
-        args = commit_args(self.group, self.consumer, self.settings.stream_maxlen, 7 * 24 * 3600, self._records(outcomes))
+        records = self._records(outcomes)
         attempt = 0
         while True:
             try:
-                acked, skipped, _, published, dead_lettered = await self._script(keys=keys, args=args)
+                # A retry goes to the script: the first attempt may have gone through, and only the script skips
+                # what it acked then.
+                written = await self._fenced(records) if attempt == 0 and self.fenced else None
+                if written is not None:
+                    self.counters.fenced_commits += 1
+                    return written
+                acked, skipped, _, published, dead_lettered = await self._script(
+                    keys=self.target.script_keys(), args=self.target.script_args(records))
+                self.counters.script_commits += 1
                 if skipped:
                     # Another consumer claimed these while we worked (we were slow, or this is a retried commit
                     # that already went through): it publishes them, we must not publish twice.
@@ -420,6 +435,16 @@ class StageRunner:
                 log.warning("redis_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
 
+    async def _fenced(self, records: list[Record]) -> tuple[int, int] | None:
+        try:
+            return await fenced_commit(self.redis, self.target, records)
+        except redis.exceptions.NoPermissionError as exc:
+            # Nothing was written: a refused WATCH or check sends no MULTI, a refused command aborts the EXEC.
+            self.fenced = False
+            log.warning("fenced_commit_refused", error=str(exc)[:200],
+                        fix="let this Redis user run WATCH, MULTI, EXEC and INCR on its fence key (deploy/redis/users.acl)")
+            return None
+
     def _records(self, outcomes: Iterable[Outcome]) -> list[Record]:
         records = []
         now = utcnow()
@@ -432,7 +457,7 @@ class StageRunner:
                 records.append(Record(o.entry.id, "retry", {"error": o.retry}))
             elif o.output is not None and self.output_stream:
                 meta.setdefault("correlation_id", o.article_id or o.entry.id)
-                records.append(Record(o.entry.id, "out", {"body": o.body, **meta, **o.extra_fields}))
+                records.append(Record(o.entry.id, "out", {"body": o.body, **meta, **o.extra_fields}, o.entry.deliveries > 1))
             elif o.dead_letter is not None:
                 original, encoding = o.entry.original()
                 letter = DeadLetter(
@@ -446,9 +471,9 @@ class StageRunner:
                     original_encoding=encoding,
                     failed_at=now,
                 )
-                records.append(Record(o.entry.id, "dlq", {"body": dump(letter), **meta}))
+                records.append(Record(o.entry.id, "dlq", {"body": dump(letter), **meta}, o.entry.deliveries > 1))
             else:
-                records.append(Record(o.entry.id, "done", {}))
+                records.append(Record(o.entry.id, "done", {}, o.entry.deliveries > 1))
         return records
 
     def _count(self, outcomes: list[Outcome]) -> None:

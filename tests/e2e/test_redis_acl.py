@@ -367,6 +367,7 @@ async def test_every_maintenance_path_works_under_each_stage_user(acl):
     """The transport's rarer paths (reclaim, heartbeat, retry notes, give-up with the last error, consumer purge,
     trimming) with each stage's own user, in process: the e2e run above may not hit all of them."""
     from shared.transport.app import redis_client
+    from shared.transport.entries import Entry
     from shared.transport.reclaim import heartbeat, purge_dead_consumers, reclaim_once, trim
     from shared.transport.runner import StageRunner, StageSpec, each
 
@@ -388,6 +389,12 @@ async def test_every_maintenance_path_works_under_each_stage_user(acl):
             await asyncio.sleep(0.05)  # past claim_idle_ms
             assert await reclaim_once(runner) == 3
             assert admin.xlen(runner.output_stream) == 1 and admin.xlen(T.dlq) >= 1
+            # A batch with nothing to retry is committed by the fenced transaction (commit.py): the ACL allows it.
+            admin.xadd(runner.input_stream, {"body": json.dumps({"x": 2})})
+            reply = await client.xreadgroup(runner.group, "me", {runner.input_stream: ">"})
+            await runner.handle_batch([Entry(i.decode(), f) for _, found in reply for i, f in found])
+            assert runner.fenced and runner.counters.fenced_commits == 1, runner.counters
+            assert admin.xlen(runner.output_stream) == 2
             assert admin.hget(runner.errors_key, ids[1]) is not None, "the retry's error note"
             runner.in_flight.add(ids[1])
             await heartbeat(runner)
@@ -423,6 +430,7 @@ async def test_rate_limits_and_webhook_delivery_work_under_their_own_users_only(
     from services.webhook.delivery import Deliverer, WebhookConfig
     from shared.ratelimit import GCRA_LUA, RateLimiter
     from shared.transport.app import redis_client
+    from shared.transport.entries import Entry
     from shared.transport.reclaim import heartbeat, purge_dead_consumers, reclaim_once, trim
     from shared.transport.runner import StageRunner
     from tests.integration.test_webhook import SECRET, Receiver

@@ -19,8 +19,8 @@ import yaml
 
 from shared.ratelimit import GCRA_LUA
 from shared.topology import STAGES, Topology
-from shared.transport.commit import COMMIT_LUA
-from shared.transport.reclaim import PURGE_LUA
+from shared.transport.commit import CHECK_LUA, COMMIT_LUA, fence_key
+from shared.transport.reclaim import CLAIM_LUA, PURGE_LUA
 from tests.helpers import acl_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,6 +186,22 @@ def test_each_stage_covers_its_streams_and_writes_no_other(prefix):
         assert {c for c, _ in calls} >= {"xpending", "xadd", "hset", "expire", "xack", "exists", "hdel"}
         for command, index in calls:
             assert user.allows(command, [commit[index - 1]]), f"{stage}: the commit script's {command} KEYS[{index}]"
+        # The fenced commit: WATCH on the fence, the check script on input and fence, then MULTI, the XADDs, XACK,
+        # HDEL, EXEC; every claim (the reclaim script, the heartbeat's MULTI) bumps the fence.
+        fence = fence_key(prefix, stage)
+        for command in ("multi", "exec", "discard", "unwatch"):
+            assert user.allows(command), f"{stage}: {command}"
+        assert user.allows("watch", [fence]) and user.allows("incr", [fence])
+        assert user.allows("hdel", [k["errors"]])
+        for lua, name in ((CHECK_LUA, "check"), (CLAIM_LUA, "claim")):
+            assert user.allows("evalsha", [k["in"], fence]), f"{stage}: the {name} script's keys"
+            calls = script_calls(lua)
+            assert ("incr", 2) in calls
+            for command, index in calls:
+                assert user.allows(command, [[k["in"], fence][index - 1]]), f"{stage}: the {name} script's {command}"
+        for other in STAGES:
+            if other != stage:
+                assert not user.allows("incr", [fence_key(prefix, other)]), f"{stage} bumps {other}'s fence"
         assert user.allows("evalsha", [k["in"]])
         for command, index in script_calls(PURGE_LUA):
             assert user.allows(command, [[k["in"]][index - 1]]), f"{stage}: the purge script's {command}"
@@ -309,8 +325,8 @@ def test_every_key_namespace_in_the_code_has_an_owner():
     assert "dedup:exact:" in found and "lock:source:" in found, found
     users = rendered_users()
     for namespace in sorted(found):
-        if namespace == "errors:":  # {prefix}:errors:{stage}, one per stage
-            keys = [f"newsflow:errors:{stage}" for stage in (*STAGES, "webhook")]
+        if namespace in ("errors:", "fence:"):  # {prefix}:errors:{stage} and {prefix}:fence:{stage}, one per stage
+            keys = [f"newsflow:{namespace}{stage}" for stage in (*STAGES, "webhook")]
         elif namespace == "ratelimit:":  # {prefix}:ratelimit:{surface}:{caller}, one surface per HTTP service
             keys = ["newsflow:ratelimit:gateway:t-x", "newsflow:ratelimit:api:t-x"]
         else:

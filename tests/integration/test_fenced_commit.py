@@ -1,0 +1,185 @@
+"""The fenced commit (shared/transport/commit.py) on a real Redis: it publishes and acks what is ours in one
+transaction, and writes nothing when an entry is not ours any more or a claim comes between its check and EXEC;
+the runner then commits with the script, exactly once. Claims bump the fence; a refused ACL falls back for good."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis.exceptions
+
+from shared.transport import commit as commit_module
+from shared.transport.app import redis_client
+from shared.transport.commit import Record, Target, fence_key, fenced_commit
+from shared.transport.reclaim import heartbeat, reclaim_once
+from tests.integration.test_transport import bodies, make_runner, read_new
+
+
+def _target(prefix: str, consumer: str = "me") -> Target:
+    return Target(stream=f"{prefix}:in", group="g", consumer=consumer, output=f"{prefix}:out", dlq=f"{prefix}:dlq",
+                  errors=f"{prefix}:errors", fence=fence_key(prefix, "test"), maxlen=1_000_000, errors_ttl=60)
+
+
+def _setup(r, prefix: str, n: int) -> list[str]:
+    ids = [r.xadd(f"{prefix}:in", {"body": f'{{"n": {i}}}'}).decode() for i in range(n)]
+    r.xgroup_create(f"{prefix}:in", "g", id="0")
+    return ids
+
+
+async def _fenced(redis_url: str, target: Target, records: list[Record]) -> tuple[int, int] | None:
+    client = redis_client(redis_url)
+    try:
+        result = await fenced_commit(client, target, records)
+        assert await client.ping()  # the connection went back to the pool clean: no WATCH, no reply left unread
+        return result
+    finally:
+        await client.aclose()
+
+
+async def test_publishes_dead_letters_and_acks_in_one_transaction(r, prefix, redis_url):
+    ids = _setup(r, prefix, 3)
+    r.xreadgroup("g", "me", {f"{prefix}:in": ">"}, count=3)
+    r.hset(f"{prefix}:errors", ids[0], "an earlier attempt's error")
+    records = [Record(ids[0], "out", {"body": b"\x00\xff raw", "n": 5, "text": "é"}, redelivered=True),
+               Record(ids[1], "dlq", {"body": "{}"}), Record(ids[2], "done", {})]
+    assert await _fenced(redis_url, _target(prefix), records) == (1, 1)
+    (_, got), = r.xrange(f"{prefix}:out")
+    assert got == {b"body": b"\x00\xff raw", b"n": b"5", b"text": "é".encode()}
+    assert [f for _, f in r.xrange(f"{prefix}:dlq")] == [{b"body": b"{}"}]
+    assert r.xpending(f"{prefix}:in", "g")["pending"] == 0
+    assert r.hget(f"{prefix}:errors", ids[0]) is None, "the ack takes the entry's error note with it"
+
+
+async def test_an_entry_of_another_consumer_means_nothing_is_written_and_the_fence_moves(r, prefix, redis_url):
+    ids = _setup(r, prefix, 2)
+    r.xreadgroup("g", "me", {f"{prefix}:in": ">"}, count=1)
+    r.xreadgroup("g", "other", {f"{prefix}:in": ">"}, count=1)
+    records = [Record(i, "out", {"body": i}) for i in ids]
+    assert await _fenced(redis_url, _target(prefix), records) is None
+    assert r.xlen(f"{prefix}:out") == 0 and r.xpending(f"{prefix}:in", "g")["pending"] == 2
+    assert r.get(fence_key(prefix, "test")) == b"1"
+
+
+async def test_a_claim_between_the_check_and_exec_aborts_the_transaction(r, prefix, redis_url, monkeypatch):
+    ids = _setup(r, prefix, 2)
+    r.xreadgroup("g", "me", {f"{prefix}:in": ">"}, count=2)
+    original = commit_module.read_replies
+    calls = {"n": 0}
+
+    async def claim_after_the_check(conn, n):
+        replies = await original(conn, n)
+        calls["n"] += 1
+        if calls["n"] == 1:  # the check said "ours"; a peer claims one entry before our MULTI arrives
+            with r.pipeline(transaction=True) as pipe:
+                pipe.xclaim(f"{prefix}:in", "g", "peer", 0, [ids[1]], justid=True)
+                pipe.incr(fence_key(prefix, "test"))
+                pipe.execute()
+        return replies
+
+    monkeypatch.setattr(commit_module, "read_replies", claim_after_the_check)
+    records = [Record(i, "out", {"body": i}) for i in ids]
+    assert await _fenced(redis_url, _target(prefix), records) is None
+    assert r.xlen(f"{prefix}:out") == 0, "EXEC aborted: nothing published, not even the entry still ours"
+    assert r.xpending(f"{prefix}:in", "g")["pending"] == 2
+
+
+async def test_a_flushed_script_cache_is_loaded_again(r, prefix, redis_url):
+    ids = _setup(r, prefix, 1)
+    r.xreadgroup("g", "me", {f"{prefix}:in": ">"})
+    r.script_flush()
+    assert await _fenced(redis_url, _target(prefix), [Record(ids[0], "out", {"body": "x"})]) == (1, 0)
+    assert r.xlen(f"{prefix}:out") == 1
+
+
+async def test_a_batch_with_an_entry_to_retry_is_left_to_the_script(r, prefix, redis_url):
+    ids = _setup(r, prefix, 2)
+    r.xreadgroup("g", "me", {f"{prefix}:in": ">"}, count=2)
+    records = [Record(ids[0], "out", {"body": "x"}), Record(ids[1], "retry", {"error": "boom"})]
+    assert await _fenced(redis_url, _target(prefix), records) is None
+    assert r.xlen(f"{prefix}:out") == 0 and r.get(fence_key(prefix, "test")) is None
+
+
+async def test_the_runner_commits_once_when_the_fence_trips(r, prefix, redis_url, monkeypatch):
+    """A claim between the check and EXEC: the runner's script commit then publishes what is still ours, once,
+    and skips the entry the peer took."""
+    for i in range(3):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"t{i}", "id": f"a{i}"})})
+    runner = make_runner(redis_url, prefix, consumer="me")
+    await runner.ensure_groups()
+    entries = await read_new(runner)
+    original = commit_module.read_replies
+    calls = {"n": 0}
+
+    async def claim_after_the_check(conn, n):
+        replies = await original(conn, n)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            with r.pipeline(transaction=True) as pipe:
+                pipe.xclaim(f"{prefix}:raw", f"{prefix}:cleaner", "peer", 0, [entries[2].id], justid=True)
+                pipe.incr(runner.target.fence)
+                pipe.execute()
+        return replies
+
+    monkeypatch.setattr(commit_module, "read_replies", claim_after_the_check)
+    await runner.handle_batch(entries)
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["a0", "a1"]
+    assert (runner.counters.fenced_commits, runner.counters.script_commits) == (0, 1)
+    pending = r.xpending_range(f"{prefix}:raw", f"{prefix}:cleaner", "-", "+", 10)
+    assert [(p["message_id"].decode(), p["consumer"]) for p in pending] == [(entries[2].id, b"peer")]
+
+
+async def test_a_refused_acl_turns_the_fenced_commit_off_and_the_script_commits(r, prefix, redis_url, monkeypatch):
+    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "t", "id": "a"})})
+    runner = make_runner(redis_url, prefix)
+    await runner.ensure_groups()
+
+    async def refused(*args, **kwargs):
+        raise redis.exceptions.NoPermissionError("this user has no permissions to run the 'watch' command")
+
+    monkeypatch.setattr("shared.transport.runner.fenced_commit", refused)
+    await runner.handle_batch(await read_new(runner))
+    assert not runner.fenced and runner.counters.script_commits == 1
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["a"]
+
+
+async def test_a_commit_retried_after_redis_went_away_goes_through_the_script(r, prefix, redis_url, monkeypatch):
+    """The fenced attempt's reply was lost: it may have gone through, so the retry is the script's, which skips what
+    was acked then. Here it went through: nothing is published twice."""
+    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "t", "id": "a"})})
+    runner = make_runner(redis_url, prefix)
+    await runner.ensure_groups()
+
+    async def lost_reply(client, target, records):
+        await fenced_commit(client, target, records)
+        raise redis.exceptions.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr("shared.transport.runner.fenced_commit", lost_reply)
+    await runner.handle_batch(await read_new(runner))
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["a"]
+    assert runner.counters.script_commits == 1 and r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0
+
+
+@pytest.mark.parametrize("claims", [0, 2])
+async def test_reclaim_bumps_the_fence_only_when_it_claims(r, prefix, redis_url, claims):
+    import asyncio
+
+    for i in range(2):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"t{i}", "id": f"a{i}"})})
+    dead = make_runner(redis_url, prefix, consumer="dead")
+    await dead.ensure_groups()
+    if claims:
+        await read_new(dead)
+        await asyncio.sleep(0.25)  # past claim_idle_ms
+    fresh = make_runner(redis_url, prefix, consumer="fresh")
+    assert await reclaim_once(fresh) == claims
+    assert int(r.get(fresh.target.fence) or 0) == (1 if claims else 0)
+
+
+async def test_the_heartbeat_bumps_the_fence(r, prefix, redis_url):
+    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "t", "id": "a"})})
+    runner = make_runner(redis_url, prefix)
+    await runner.ensure_groups()
+    runner.in_flight.update(e.id for e in await read_new(runner))
+    await heartbeat(runner)
+    assert r.get(runner.target.fence) == b"1"
