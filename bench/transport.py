@@ -8,7 +8,8 @@ stage: the baseline with XREADGROUP COUNT batch and a pipelined XADD + XACK, new
 Uses REDIS_URL, or an embedded Redis in a temp folder.
 
 Each relay runs --repeat times, alternating which goes first, and the best articles/s of each is kept: on a shared
-machine a neighbour's burst then costs a rerun, not the ratio. Besides articles/s it prints the CPU each relay spent
+machine a neighbour's burst then costs a rerun, not the ratio. The ratio of the two runs of each round is printed
+too, and their median: it shows how far one lucky run of either relay moves the headline ratio. Besides articles/s it prints the CPU each relay spent
 per article and stage, in its worker processes and in the Redis server (Linux /proc and INFO cpu; the Redis figure
 counts every client of that server, so give the benchmark its own). CPU time does not move with the machine's
 other load the way throughput does.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -185,7 +187,9 @@ def main() -> None:
           f"redis {r.info()['redis_version']}, {os.cpu_count()} cores")
     relays = (("bare redis-py relay", run_bare), ("newsflow (pass-through stages)", run_newsflow))
     best: dict[str, tuple[float, float, float]] = {}
+    paired: list[float] = []  # newsflow/bare within each round: the two ran back to back
     for round_ in range(args.repeat):
+        rates: dict[str, float] = {}
         for label, run in relays if round_ % 2 == 0 else relays[::-1]:
             prefix = f"nfbench-{uuid.uuid4().hex[:8]}"
             try:
@@ -198,11 +202,14 @@ def main() -> None:
             per = 1e6 / (args.articles * len(STAGES))
             print(f"  {label:<32} {rate:8.0f} articles/s   CPU per article and stage: workers {workers * per:5.1f} µs, "
                   f"redis {server * per:5.1f} µs")
+            rates[label] = rate
             if label not in best or rate > best[label][0]:
                 best[label] = (rate, workers * per, server * per)
+        paired.append(rates[relays[1][0]] / rates[relays[0][0]])
     (bare, bare_w, bare_r), (ours, ours_w, ours_r) = best[relays[0][0]], best[relays[1][0]]
     print(f"  best of {args.repeat}: bare {bare:.0f}, newsflow {ours:.0f} articles/s")
     print(f"  ratio newsflow/bare: {ours / bare:.2f}")
+    print(f"  ratio within each round: {', '.join(f'{p:.2f}' for p in paired)} (median {statistics.median(paired):.2f})")
     print(f"  CPU per article and stage, workers + redis: bare {bare_w + bare_r:.1f} µs, newsflow {ours_w + ours_r:.1f} µs "
           f"(ratio bare/newsflow {(bare_w + bare_r) / (ours_w + ours_r):.2f})")
     if folder:

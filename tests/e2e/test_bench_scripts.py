@@ -1,4 +1,4 @@
-"""bench/storage.py, bench/scaling.py and bench/pipeline.py run end to end with tiny sizes and print their figures.
+"""bench/transport.py, bench/storage.py, bench/scaling.py and bench/pipeline.py run end to end with tiny sizes and print their figures.
 
 Only the shape of the output and the exit status are checked, never a speed: the figures are the benchmarks'
 business (BENCHMARKS.md), not the tests'.
@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import redis
 
 from tests.conftest import ROOT
 
@@ -80,6 +81,19 @@ def test_storage_without_postgresql_says_so_and_still_measures_sqlite():
     assert lines_like(done.stdout, rf"sqlite\s+newsflow repository\s+{NUMBER}\s+{NUMBER}")
     assert lines_like(done.stdout, rf"ratio repository/executemany at batch 10 \(sqlite\): {NUMBER} \(search lead: {NUMBER}\)")
     assert "(postgresql)" not in done.stdout
+
+
+def test_transport_prints_both_relays_and_the_ratios(redis_url):
+    r = redis.Redis.from_url(redis_url)
+    before = set(r.scan_iter(match="nfbench-*"))
+    done = bench("transport.py", "--articles", "300", "--repeat", "2", REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for label in ("bare redis-py relay", "newsflow (pass-through stages)"):
+        assert len(lines_like(out, rf"{re.escape(label)}\s+{NUMBER} articles/s\s+CPU per article and stage: .*")) == 2, out
+    assert lines_like(out, rf"ratio newsflow/bare: {NUMBER}"), out
+    assert lines_like(out, rf"ratio within each round: {NUMBER}, {NUMBER} \(median {NUMBER}\)"), out
+    assert set(r.scan_iter(match="nfbench-*")) <= before, "the benchmark leaves no streams behind"
 
 
 def test_scaling_prints_each_worker_count_and_the_speed_up(redis_url):
