@@ -27,7 +27,7 @@ from typing import Any
 import redis.asyncio as aredis
 import redis.exceptions
 
-from .packing import HEADERS, bulk_strings, pack, pack_into, read_replies
+from .packing import append_bulk, bulk_strings, pack, pack_into, read_replies
 
 # KEYS: input stream, fence. ARGV: group, consumer, the batch's first and last entry id, then all its ids.
 # 1 when every id is pending for this consumer; else 0, and the fence is bumped, so an EXEC under WATCH aborts.
@@ -237,17 +237,8 @@ def _transaction(target: Target, records: list[Record]) -> tuple[bytes, int, int
             append(head)
             for name, value in fields.items():
                 append(_NAMES.get(name) or _name(name))
-                vtype = type(value)
-                if vtype is str:
-                    value = value.encode()
-                elif vtype is int:
-                    value = b"%d" % value
-                elif vtype is not bytes:
+                if not append_bulk(append, value):
                     return None  # float, memoryview...: redis-py's packer converts those, in the script commit
-                n = len(value)
-                append(HEADERS[n] if n < 512 else b"$%d\r\n" % n)
-                append(value)
-                append(b"\r\n")
             replies += 1
         elif kind != "done":
             return None

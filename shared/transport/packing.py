@@ -17,7 +17,7 @@ import redis.asyncio as aredis
 
 _classes: dict[type, type] = {}
 # The "$<length>\r\n" headers of short arguments (ids, field names, metadata), made once instead of per argument.
-HEADERS = [b"$%d\r\n" % n for n in range(512)]
+_HEADERS = [b"$%d\r\n" % n for n in range(512)]
 
 
 def pack(args: tuple[Any, ...]) -> bytes | None:
@@ -31,18 +31,22 @@ def pack_into(out: list[bytes], args: tuple[Any, ...] | list[Any]) -> bool:
     with a partial command) when an argument is not bytes, str or int."""
     append = out.append
     append(b"*%d\r\n" % len(args))
-    for arg in args:
-        kind = type(arg)
-        if kind is str:
-            arg = arg.encode()
-        elif kind is int:
-            arg = b"%d" % arg
-        elif kind is not bytes:
-            return False  # bool is not int here on purpose: redis-py refuses it
-        n = len(arg)
-        append(HEADERS[n] if n < 512 else b"$%d\r\n" % n)
-        append(arg)
-        append(b"\r\n")
+    return all(append_bulk(append, arg) for arg in args)
+
+
+def append_bulk(append: Any, arg: Any) -> bool:
+    """Append one argument as a RESP bulk string with `append` (a list's); False when it is not bytes, str or int."""
+    kind = type(arg)
+    if kind is str:
+        arg = arg.encode()
+    elif kind is int:
+        arg = b"%d" % arg
+    elif kind is not bytes:
+        return False  # bool is not int here on purpose: redis-py refuses it
+    n = len(arg)
+    append(_HEADERS[n] if n < 512 else b"$%d\r\n" % n)
+    append(arg)
+    append(b"\r\n")
     return True
 
 
