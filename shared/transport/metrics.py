@@ -95,7 +95,7 @@ class StageMetrics:
                 self.failed["permanent"].inc()
 
     def committed(self, published: int, dead_lettered: int, outcomes: Iterable[Outcome], now: float | None = None) -> None:
-        """What the commit script wrote (its own counts, so entries another consumer took over are not counted),
+        """What the commit wrote (its own counts, so entries another consumer took over are not counted),
         and the age of every output that left."""
         self.messages_out.inc(published)
         self.dead_letters.inc(dead_lettered)
