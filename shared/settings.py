@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     claim_idle_ms: int = Field(30_000, ge=10, description="Pending entries idle this long are reclaimed from their consumer.")
     claim_interval_ms: int = Field(1_000, ge=10, description="How often each worker looks for entries to reclaim.")
     max_deliveries: int = Field(5, ge=1, description="Deliveries before an entry that keeps failing is dead-lettered.")
+    fenced_commit: bool = Field(
+        True, description="Commit batches with the fenced MULTI/EXEC (half the Redis CPU); off: always the commit script. "
+        "Turn it off while workers older than the fence still run (a rolling upgrade): their claims do not bump it.")
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Larger `body` fields are dead-lettered.")
     consumer_idle_purge_ms: int = Field(3_600_000, ge=1000, description="Consumers idle this long with nothing pending are removed.")
     stream_retention_s: int = Field(3600, ge=0, description="Entries younger than this are kept even when every group has read them.")

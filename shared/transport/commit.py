@@ -1,16 +1,19 @@
 """The batch commit: publish each finished entry's output (or dead letter) and ack it, but only for entries this
 consumer still owns. Two ways, one outcome:
 
-- The fenced transaction (fenced_commit), tried first. One round trip checks, under WATCH on the group's fence
-  key, that every entry of the batch is still ours (CHECK_LUA); a second sends MULTI, the XADDs, one XACK, EXEC.
-  Whatever takes entries from a consumer (reclaim's XAUTOCLAIM, the heartbeat's XCLAIM) bumps the fence in the
-  same atomic step, so a claim between the check and EXEC aborts the transaction: EXEC answers nil and nothing is
-  written. Redis runs MULTI's XADDs for about half the CPU the same XADDs cost inside a script, whose arguments
+- The fenced transaction (fenced_commit), tried first. One round trip sets WATCH on two fence keys, checks that
+  every entry of the batch is still pending for this consumer (CHECK_LUA) and opens MULTI; a second sends the
+  XADDs, one XACK, a bump of the consumer's own fence, and EXEC. Whatever takes entries from a consumer (reclaim's
+  XAUTOCLAIM, the heartbeat's XCLAIM) bumps the group's fence in the same atomic step, and every commit that acks
+  bumps the consumer's fence (two commits of one consumer can overlap: its main loop and its reclaim loop), so a
+  claim or another commit of ours between the check and EXEC aborts the transaction: EXEC answers nil and nothing
+  is written. Redis runs MULTI's XADDs for about half the CPU the same XADDs cost inside a script, whose arguments
   are copied into Lua and back (bench/transport.py: Redis CPU per article and stage 22-23 -> 14-15.5 us).
 - The commit script (COMMIT_LUA): ownership checked entry by entry, and only owned entries published and acked, in
   one atomic step. It runs when the fenced check finds an entry that is not ours any more or the fence tripped,
   for a retried commit (whose first attempt may have gone through: the script makes it a no-op), for batches with
-  an entry to retry, and for a Redis user whose ACL does not allow WATCH and MULTI.
+  an entry to retry, for a Redis user whose ACL does not allow WATCH and MULTI, and always when
+  NEWSFLOW_FENCED_COMMIT is off (a rolling upgrade from workers whose claims do not bump the fence).
 
 Why not a plain MULTI/EXEC: a worker whose claim was taken over (it was too slow, or its reply was lost and it
 retries) must not publish a second copy. An operator's XCLAIM by hand does not bump the fence: an entry taken that
@@ -29,26 +32,30 @@ import redis.exceptions
 
 from .packing import append_bulk, bulk_strings, pack, pack_into, read_replies
 
-# KEYS: input stream, fence. ARGV: group, consumer, the batch's first and last entry id, then all its ids.
-# 1 when every id is pending for this consumer; else 0, and the fence is bumped, so an EXEC under WATCH aborts.
-# A batch is read in id order, so its first and last ids bound it; when they do not, or the range holds more of our
-# pending entries than one XPENDING returns here, an id looks not ours and the script commit decides instead.
+# KEYS: input stream. ARGV: group, consumer, then the batch's entry ids. Reads only.
+# 1 when every id is pending for this consumer, else 0. One XPENDING over the batch's id range for this consumer;
+# when the range holds more of our pending entries than it returns, an id looks not ours and the script decides.
 CHECK_LUA = """
 local ids, owned = {}, {}
-for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[4], #ids * 4 + 16, ARGV[2])
+local first, last, fms, fseq, lms, lseq = nil, nil, 0, 0, 0, 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  ids[#ids + 1] = id
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  ms, seq = tonumber(ms), tonumber(seq)
+  if first == nil or ms < fms or (ms == fms and seq < fseq) then first, fms, fseq = id, ms, seq end
+  if last == nil or ms > lms or (ms == lms and seq > lseq) then last, lms, lseq = id, ms, seq end
+end
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], first, last, #ids * 4 + 16, ARGV[2])
 for _, e in ipairs(p) do owned[e[1]] = true end
 for _, id in ipairs(ids) do
-  if not owned[id] then
-    redis.call('INCR', KEYS[2])
-    return 0
-  end
+  if not owned[id] then return 0 end
 end
 return 1
 """
 CHECK_SHA = hashlib.sha1(CHECK_LUA.encode()).hexdigest()
 
-# KEYS: input stream, output stream, dlq stream, errors hash
+# KEYS: input stream, output stream, dlq stream, errors hash, this consumer's fence
 # ARGV: group, consumer, maxlen, errors_ttl, then per entry: id, kind, n, and the entry's n field arguments
 #   (name, value, name, value...), which XADD takes as they are: no copy or split in Lua; the workers' client
 #   packs the whole command in one pass (packing.py).
@@ -113,6 +120,8 @@ while i <= #ARGV do
 end
 if #acks > 0 then
   redis.call('XACK', KEYS[1], group, unpack(acks))
+  redis.call('INCR', KEYS[5])  -- a fenced commit of ours under way must not publish what this one acked
+  redis.call('EXPIRE', KEYS[5], ttl)
   if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HDEL', KEYS[4], unpack(acks)) end
 end
 return {#acks, skipped, retried, published, dead}
@@ -147,61 +156,68 @@ class Target:
     output: str  # the output stream, or the DLQ for a stage without one
     dlq: str
     errors: str
-    fence: str
+    fence: str  # the group's: every claim bumps it
+    own_fence: str  # this consumer's: every commit that acks bumps it
     maxlen: int
     errors_ttl: int
 
     def script_keys(self) -> list[str]:
-        return [self.stream, self.output, self.dlq, self.errors]
+        return [self.stream, self.output, self.dlq, self.errors, self.own_fence]
 
     def script_args(self, records: list[Record]) -> list[Any]:
         return commit_args(self.group, self.consumer, self.maxlen, self.errors_ttl, records)
 
 
-def fence_key(prefix: str, stage: str) -> str:
-    """The key every claim on `stage`'s group bumps (see the module's docstring)."""
-    return f"{prefix}:fence:{stage}"
+def fence_key(prefix: str, stage: str, consumer: str | None = None) -> str:
+    """The key every claim on `stage`'s group bumps, or with `consumer` the one its commits bump (see the module's
+    docstring). A consumer's key expires a week after its last commit (errors_ttl)."""
+    return f"{prefix}:fence:{stage}" if consumer is None else f"{prefix}:fence:{stage}:{consumer}"
 
 
 async def fenced_commit(client: aredis.Redis, target: Target, records: list[Record]) -> tuple[int, int] | None:
     """Publish and ack `records` in a fenced transaction. Returns (published, dead-lettered), or None when the
-    transaction did not run (an entry is not ours any more, the fence tripped, an entry is to be retried, a field is
+    transaction did not run (an entry is not ours any more, a fence moved, an entry is to be retried, a field is
     of a type the packer leaves to redis-py): the caller then commits with the script. Error replies are raised,
-    NoPermissionError among them when the user's ACL refuses WATCH, MULTI or the check."""
+    NoPermissionError among them when the user's ACL refuses WATCH, MULTI or the check; nothing is written then."""
     ids = [r.entry_id for r in records]
     transaction = _transaction(target, records)
     if transaction is None or not ids:
         return None
-    commands, replies, published, dead = transaction
-    check = pack(("EVALSHA", CHECK_SHA, 2, target.stream, target.fence, target.group, target.consumer, ids[0], ids[-1],
-                  *ids))
-    assert check is not None  # ids and names are str
+    commands, queued, published, dead = transaction
+    opening = b"".join(p for p in (pack(("WATCH", target.fence, target.own_fence)),
+                                   pack(("EVALSHA", CHECK_SHA, 1, target.stream, target.group, target.consumer, *ids)),
+                                   pack(("MULTI",))) if p is not None)
     pool = client.connection_pool
     conn = await pool.get_connection()
-    clean = False  # whether the connection is back to no WATCH and no reply unread; else it is dropped
+    clean = False  # whether the connection is back to no WATCH, no MULTI and no reply unread; else it is dropped
     try:
-        await conn.send_packed_command([pack(("WATCH", target.fence)), check])
-        watched, ours = await read_replies(conn, 2)
-        if isinstance(ours, redis.exceptions.NoScriptError):  # a restarted or flushed Redis: load, check again
-            await conn.send_packed_command([pack(("SCRIPT", "LOAD", CHECK_LUA)), check])
-            loaded, ours = await read_replies(conn, 2)
+        await conn.send_packed_command([opening])
+        watched, ours, multi = await read_replies(conn, 3)
+        if isinstance(ours, redis.exceptions.NoScriptError) and not isinstance(multi, Exception):
+            # A restarted or flushed Redis: leave the transaction, load the script, open again.
+            await conn.send_packed_command([_DISCARD, pack(("SCRIPT", "LOAD", CHECK_LUA)), opening], check_health=False)
+            discarded, loaded, watched, ours, multi = await read_replies(conn, 5)
+            _raise(discarded)
             _raise(loaded)
-        _raise(watched)
-        _raise(ours)
+        for reply in (watched, ours, multi):
+            _raise(reply)  # the connection may be left watching or in MULTI: it is dropped
         if ours != 1:
-            await conn.send_packed_command([pack(("UNWATCH",))])
+            await conn.send_packed_command([_DISCARD], check_health=False)  # ends MULTI and WATCH
             _raise((await read_replies(conn, 1))[0])
             clean = True
             return None
-        await conn.send_packed_command([commands])
-        answers = await read_replies(conn, replies)
-        clean = True  # EXEC, run or aborted, ends the WATCH
+        # No health check here: a check that reconnected would lose the WATCH and the MULTI.
+        await conn.send_packed_command([commands], check_health=False)
+        answers = await read_replies(conn, queued + 1)
+        result = answers[-1]
+        # EXEC ran (a list), aborted on a moved fence (nil) or on a command refused while queued (EXECABORT): the
+        # connection is out of MULTI and WATCH. EXEC itself refused (BUSY, NOPERM) leaves it in MULTI.
+        clean = result is None or isinstance(result, (list, redis.exceptions.ExecAbortError))
         for answer in answers[:-1]:
             _raise(answer)  # refused while queued (OOM, NOPERM...): EXEC then answers EXECABORT, nothing ran
-        result = answers[-1]
         _raise(result)
         if result is None:
-            return None  # the fence tripped: a claim came between the check and EXEC
+            return None
         for answer in result:
             _raise(answer)
         return published, dead
@@ -211,14 +227,18 @@ async def fenced_commit(client: aredis.Redis, target: Target, records: list[Reco
         await pool.release(conn)
 
 
+_DISCARD = b"*1\r\n$7\r\nDISCARD\r\n"
+
+
 def _transaction(target: Target, records: list[Record]) -> tuple[bytes, int, int, int] | None:
-    """MULTI ... EXEC for `records`, packed: (the bytes, how many replies they get, outputs, dead letters); None
-    when a record is to be retried (its error note is the script's job) or a field is not bytes, str or int.
+    """The commands of the transaction for `records` and its EXEC, packed (MULTI goes with the check): (the bytes,
+    how many commands are queued, outputs, dead letters); None when a record is to be retried (its error note is
+    the script's job) or a field is not bytes, str or int.
     The XADDs are packed here, not by pack(): their fixed part and the field names are encoded once, and this loop
     was the largest part of a relay stage's Python."""
-    out: list[bytes] = [b"*1\r\n$5\r\nMULTI\r\n"]
+    out: list[bytes] = []
     append = out.append
-    replies = 2  # MULTI's and EXEC's
+    queued = 0
     acks: list[str] = []
     noted: list[str] = []
     published = dead = 0
@@ -239,19 +259,21 @@ def _transaction(target: Target, records: list[Record]) -> tuple[bytes, int, int
                 append(_NAMES.get(name) or _name(name))
                 if not append_bulk(append, value):
                     return None  # float, memoryview...: redis-py's packer converts those, in the script commit
-            replies += 1
+            queued += 1
         elif kind != "done":
             return None
         acks.append(r.entry_id)
         if r.redelivered:
             noted.append(r.entry_id)
     pack_into(out, ["XACK", target.stream, target.group, *acks])
-    replies += 1
     if noted:  # error notes of earlier attempts go with the ack, as in the script
         pack_into(out, ["HDEL", target.errors, *noted])
-        replies += 1
+        queued += 1
+    # Another commit of ours whose check came before this EXEC must not publish what this one acks.
+    pack_into(out, ["INCR", target.own_fence])
+    pack_into(out, ["EXPIRE", target.own_fence, target.errors_ttl])
     append(b"*1\r\n$4\r\nEXEC\r\n")
-    return b"".join(out), replies, published, dead
+    return b"".join(out), queued + 3, published, dead
 
 
 _NAMES: dict[str, bytes] = {}  # field names as bulk strings: body, correlation_id, traceparent...

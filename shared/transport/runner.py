@@ -183,9 +183,11 @@ class StageRunner:
         self.target = Target(
             stream=self.input_stream, group=self.group, consumer=consumer,
             output=self.output_stream or self.topology.dlq, dlq=self.topology.dlq, errors=self.errors_key,
-            fence=fence_key(settings.stream_prefix, spec.name), maxlen=settings.stream_maxlen, errors_ttl=7 * 24 * 3600,
+            fence=fence_key(settings.stream_prefix, spec.name), own_fence=fence_key(settings.stream_prefix, spec.name, consumer),
+            maxlen=settings.stream_maxlen, errors_ttl=7 * 24 * 3600,
         )
-        self.fenced = True  # off for good once the Redis user's ACL refuses the fenced transaction
+        # Off by setting, or for good once the Redis user's ACL refuses the fenced transaction.
+        self.fenced = settings.fenced_commit
         self._deferred: list[Item] = []  # read by a peek, not picked first: handled after the current batch
         self._last_read = 0.0
         self.dependency_ok = True
@@ -441,10 +443,10 @@ class StageRunner:
         try:
             return await fenced_commit(self.redis, self.target, records)
         except redis.exceptions.NoPermissionError as exc:
-            # Nothing was written: a refused WATCH or check sends no MULTI, a refused command aborts the EXEC.
+            # Nothing was written: a refused WATCH, check or MULTI sends no command, a refused command aborts the EXEC.
             self.fenced = False
             log.warning("fenced_commit_refused", error=str(exc)[:200],
-                        fix="let this Redis user run WATCH, MULTI, EXEC and INCR on its fence key (deploy/redis/users.acl)")
+                        fix="let this Redis user run WATCH, MULTI, EXEC, INCR and EXPIRE on its fence keys (deploy/redis/users.acl)")
             return None
 
     def _records(self, outcomes: Iterable[Outcome]) -> list[Record]:

@@ -27,7 +27,7 @@ def test_fields_round_trip_exactly(r, prefix):
     src, dst, dlq, errors, ids = _setup(r, prefix, 1)
     r.xreadgroup("g", "me", {src: ">"})
     fields = {"body": '{"t": "a:b 12:x ünïcødé — \\u0000"}', "correlation_id": "", "traceparent": "00-ab:cd"}
-    assert _commit(r, [src, dst, dlq, errors], "me", [Record(ids[0], "out", fields)]) == [1, 0, 0, 1, 0]
+    assert _commit(r, [src, dst, dlq, errors, f"{src}:fence"], "me", [Record(ids[0], "out", fields)]) == [1, 0, 0, 1, 0]
     (_, got), = r.xrange(dst)
     assert {k.decode(): v.decode() for k, v in got.items()} == fields
     assert r.xpending(src, "g")["pending"] == 0
@@ -48,7 +48,7 @@ def test_entries_with_different_field_counts_in_one_batch(r, prefix, redis_url):
     async def commit() -> list[int]:
         client = redis_client(redis_url)
         try:
-            return await client.register_script(COMMIT_LUA)(keys=[src, dst, dlq, errors],
+            return await client.register_script(COMMIT_LUA)(keys=[src, dst, dlq, errors, f"{src}:fence"],
                                                             args=commit_args("g", "me", 1_000_000, 60, records))
         finally:
             await client.aclose()
@@ -67,7 +67,7 @@ def test_ownership_when_the_range_holds_many_more_pending_entries(r, prefix):
     # Only the first and the last are committed: their range holds 300 of our entries, more than one XPENDING
     # reply of the script (4 x 2 + 16) returns, so the script must look the missing one up by itself.
     records = [Record(ids[0], "out", {"body": "first"}), Record(ids[-1], "out", {"body": "last"})]
-    assert _commit(r, [src, dst, dlq, errors], "me", records) == [2, 0, 0, 2, 0]
+    assert _commit(r, [src, dst, dlq, errors, f"{src}:fence"], "me", records) == [2, 0, 0, 2, 0]
     assert [f[b"body"] for _, f in r.xrange(dst)] == [b"first", b"last"]
     assert r.xpending(src, "g")["pending"] == 298
 
@@ -77,11 +77,11 @@ def test_entries_of_another_consumer_are_skipped_not_published(r, prefix):
     r.xreadgroup("g", "me", {src: ">"}, count=2)
     r.xreadgroup("g", "other", {src: ">"}, count=2)
     records = [Record(i, "out", {"body": i}) for i in ids]
-    acked, skipped, _, published, _ = _commit(r, [src, dst, dlq, errors], "me", records)
+    acked, skipped, _, published, _ = _commit(r, [src, dst, dlq, errors, f"{src}:fence"], "me", records)
     assert (acked, skipped, published) == (2, 2, 2)
     assert [f[b"body"].decode() for _, f in r.xrange(dst)] == ids[:2]
     # a retried commit of the same batch is a no-op
-    assert _commit(r, [src, dst, dlq, errors], "me", records)[:2] == [0, 4]
+    assert _commit(r, [src, dst, dlq, errors, f"{src}:fence"], "me", records)[:2] == [0, 4]
     assert r.xlen(dst) == 2
 
 
@@ -89,7 +89,7 @@ def test_retry_records_note_the_error_and_keep_the_entry_pending(r, prefix):
     src, dst, dlq, errors, ids = _setup(r, prefix, 2)
     r.xreadgroup("g", "me", {src: ">"}, count=2)
     records = [Record(ids[0], "retry", {"error": "boom: 1:2"}), Record(ids[1], "dlq", {"body": "dead"})]
-    assert _commit(r, [src, dst, dlq, errors], "me", records) == [1, 0, 1, 0, 1]
+    assert _commit(r, [src, dst, dlq, errors, f"{src}:fence"], "me", records) == [1, 0, 1, 0, 1]
     assert r.hget(errors, ids[0]) == b"boom: 1:2"
     assert r.xpending(src, "g")["pending"] == 1
     assert [f[b"body"] for _, f in r.xrange(dlq)] == [b"dead"]

@@ -183,25 +183,28 @@ def test_each_stage_covers_its_streams_and_writes_no_other(prefix):
         commit = [k["in"], k["out"], k["dlq"], k["errors"]]
         assert user.allows("evalsha", commit), f"{stage}: the commit script's keys"
         calls = script_calls(COMMIT_LUA)
-        assert {c for c, _ in calls} >= {"xpending", "xadd", "hset", "expire", "xack", "exists", "hdel"}
+        assert {c for c, _ in calls} >= {"xpending", "xadd", "hset", "expire", "xack", "exists", "hdel", "incr"}
         for command, index in calls:
-            assert user.allows(command, [commit[index - 1]]), f"{stage}: the commit script's {command} KEYS[{index}]"
+            key = (commit + [fence_key(prefix, stage, "host-42")])[index - 1]
+            assert user.allows(command, [key]), f"{stage}: the commit script's {command} KEYS[{index}]"
         # The fenced commit: WATCH on the fence, the check script on input and fence, then MULTI, the XADDs, XACK,
         # HDEL, EXEC; every claim (the reclaim script, the heartbeat's MULTI) bumps the fence.
-        fence = fence_key(prefix, stage)
+        fence, own = fence_key(prefix, stage), fence_key(prefix, stage, "host-42")
         for command in ("multi", "exec", "discard", "unwatch"):
             assert user.allows(command), f"{stage}: {command}"
-        assert user.allows("watch", [fence]) and user.allows("incr", [fence])
+        assert user.allows("watch", [fence, own]) and user.allows("incr", [own]) and user.allows("expire", [own])
         assert user.allows("hdel", [k["errors"]])
-        for lua, name in ((CHECK_LUA, "check"), (CLAIM_LUA, "claim")):
-            assert user.allows("evalsha", [k["in"], fence]), f"{stage}: the {name} script's keys"
-            calls = script_calls(lua)
-            assert ("incr", 2) in calls
-            for command, index in calls:
-                assert user.allows(command, [[k["in"], fence][index - 1]]), f"{stage}: the {name} script's {command}"
+        assert user.allows("evalsha", commit + [own]), f"{stage}: the commit script's keys, with its own fence"
+        assert ("incr", 5) in script_calls(COMMIT_LUA) and user.allows("incr", [own])
+        assert user.allows("evalsha", [k["in"]]) and script_calls(CHECK_LUA) == [("xpending", 1)]
+        assert user.allows("evalsha", [k["in"], fence]), f"{stage}: the claim script's keys"
+        assert ("incr", 2) in script_calls(CLAIM_LUA)
+        for command, index in script_calls(CLAIM_LUA):
+            assert user.allows(command, [[k["in"], fence][index - 1]]), f"{stage}: the claim script's {command}"
         for other in STAGES:
             if other != stage:
-                assert not user.allows("incr", [fence_key(prefix, other)]), f"{stage} bumps {other}'s fence"
+                for key in (fence_key(prefix, other), fence_key(prefix, other, "host-42")):
+                    assert not user.allows("incr", [key]), f"{stage} bumps {other}'s fence"
         assert user.allows("evalsha", [k["in"]])
         for command, index in script_calls(PURGE_LUA):
             assert user.allows(command, [[k["in"]][index - 1]]), f"{stage}: the purge script's {command}"
@@ -235,7 +238,7 @@ def test_the_webhook_worker_reads_enriched_in_its_group_and_writes_only_the_dlq(
         assert webhook.allows(command, [t.enriched]), f"webhook: {command} {t.enriched}"
     assert webhook.allows("hmget", [errors]) and webhook.allows("ping") and webhook.allows("script|load")
     # The commit script with no output stream: the DLQ stands in as KEYS[2] (shared/transport/runner.py).
-    commit = [t.enriched, t.dlq, t.dlq, errors]
+    commit = [t.enriched, t.dlq, t.dlq, errors, fence_key(prefix, "webhook", "host-42")]
     assert webhook.allows("evalsha", commit)
     for command, index in script_calls(COMMIT_LUA):
         assert webhook.allows(command, [commit[index - 1]]), f"webhook: the commit script's {command} KEYS[{index}]"
