@@ -104,7 +104,9 @@ def configure(level: str = "INFO", fmt: str = "auto", stage: str | None = None, 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per line (message and newline together): print() writes them apart, and the workers of `newsflow
+        # up` share one stderr, where two lines could then merge into one that no JSON parser reads.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     _route_stdlib_logging(renderer)

@@ -120,3 +120,27 @@ def test_configure_twice_keeps_one_stdlib_handler(json_logs):
 
 def test_redact_uses_the_configured_secrets(json_logs):
     assert redact(f"on redis://x:{SECRET}@h and {TOKEN}") == f"on redis://x:{MASK}@h and {MASK}"
+
+
+def test_each_log_line_is_one_write(monkeypatch):
+    """The workers of `newsflow up` share one stderr: a line written in two pieces (message, then newline) could
+    interleave with another process's line into one that is not JSON (tests/e2e/test_secrets.py saw it)."""
+    writes: list[str] = []
+
+    class Recorder(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(sys, "stderr", Recorder())
+    try:
+        configure("INFO", "json", stage="cleaner")
+        get_logger("test").info("one_line", n=1)
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if h.get_name() == "newsflow"]:
+            root.removeHandler(handler)
+    assert len(writes) == 1 and writes[0].endswith("}\n"), writes
+    assert json.loads(writes[0])["event"] == "one_line"
