@@ -179,11 +179,11 @@ async def fenced_commit(client: aredis.Redis, target: Target, records: list[Reco
     transaction did not run (an entry is not ours any more, a fence moved, an entry is to be retried, a field is
     of a type the packer leaves to redis-py): the caller then commits with the script. Error replies are raised,
     NoPermissionError among them when the user's ACL refuses WATCH, MULTI or the check; nothing is written then."""
-    ids = [r.entry_id for r in records]
-    transaction = _transaction(target, records)
-    if transaction is None or not ids:
+    transaction = _transaction(target, records) if records else None
+    if transaction is None:
         return None
     commands, queued, published, dead = transaction
+    ids = [r.entry_id for r in records]
     opening = b"".join(p for p in (pack(("WATCH", target.fence, target.own_fence)),
                                    pack(("EVALSHA", CHECK_SHA, 1, target.stream, target.group, target.consumer, *ids)),
                                    pack(("MULTI",))) if p is not None)
@@ -256,7 +256,7 @@ def _transaction(target: Target, records: list[Record]) -> tuple[bytes, int, int
             append(b"*%d\r\n" % (fixed + 2 * len(fields)))
             append(head)
             for name, value in fields.items():
-                append(_NAMES.get(name) or _name(name))
+                append(_name(name))
                 if not append_bulk(append, value):
                     return None  # float, memoryview...: redis-py's packer converts those, in the script commit
             queued += 1
@@ -276,14 +276,11 @@ def _transaction(target: Target, records: list[Record]) -> tuple[bytes, int, int
     return b"".join(out), queued + 3, published, dead
 
 
-_NAMES: dict[str, bytes] = {}  # field names as bulk strings: body, correlation_id, traceparent...
-
-
+@lru_cache(maxsize=64)
 def _name(name: Any) -> bytes:
-    packed = bulk_strings((name,))  # TypeError for a name that is not str, bytes or int: a bug, not an entry's fault
-    if len(_NAMES) < 64:  # a few distinct names in practice; the bound keeps a caller's odd names from piling up
-        _NAMES[name] = packed
-    return packed
+    """A field name as a bulk string (body, correlation_id, traceparent...); TypeError for a name that is not
+    str, bytes or int: a bug, not an entry's fault."""
+    return bulk_strings((name,))
 
 
 @lru_cache(maxsize=32)

@@ -69,6 +69,11 @@ class Outcome:
         return self.retry is None
 
 
+def as_str(value: bytes | str) -> str:
+    """An entry id, consumer or stream name as Redis answered it (bytes with the workers' clients) as text."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def decode_body(entry: Entry, max_bytes: int) -> Any:
     """The entry's `body` as a JSON value, or PermanentError saying why it can never be one."""
     body = entry.fields.get(b"body")

@@ -11,7 +11,7 @@ import redis.exceptions as redis_exceptions
 
 from shared.logging import get_logger
 
-from .entries import Entry
+from .entries import Entry, as_str
 from .runner import StageRunner, _backoff, is_transient_redis
 
 log = get_logger("newsflow.reclaim")
@@ -40,8 +40,8 @@ async def reclaim_once(runner: StageRunner) -> int:
         claimed = [(e[0], dict(zip(e[1][::2], e[1][1::2]))) if e and e[1] is not None else (None, None) for e in found]
         if any(eid is None or fields is None for eid, fields in claimed):
             # Redis 6.2 answers nil for entries deleted while pending, without their ids: list what we now own.
-            claimed = await _claimed_with_gaps(runner, start, _s(next_id))
-        entries = [Entry(_s(eid), fields) for eid, fields in claimed if fields is not None]
+            claimed = await _claimed_with_gaps(runner, start, as_str(next_id))
+        entries = [Entry(as_str(eid), fields) for eid, fields in claimed if fields is not None]
         if entries:
             counts = await _delivery_counts(runner, entries)
             for e in entries:
@@ -61,7 +61,7 @@ async def reclaim_once(runner: StageRunner) -> int:
             finally:
                 runner.in_flight.difference_update(e.id for e in entries)
             total += len(entries)
-        start = _s(next_id)
+        start = as_str(next_id)
         if start == "0-0" or runner.stopping.is_set():
             return total
 
@@ -74,7 +74,7 @@ async def _claimed_with_gaps(runner: StageRunner, start: str, end: str) -> list[
     out: list[tuple[str, dict[bytes, bytes] | None]] = []
     gone = []
     for row in rows:
-        eid = _s(row["message_id"])
+        eid = as_str(row["message_id"])
         found = await runner.redis.xrange(runner.input_stream, min=eid, max=eid)
         if found:
             out.append((eid, found[0][1]))
@@ -90,7 +90,7 @@ async def _delivery_counts(runner: StageRunner, entries: list[Entry]) -> dict[st
         for e in entries:
             pipe.xpending_range(runner.input_stream, runner.group, min=e.id, max=e.id, count=1)
         replies = await pipe.execute()
-    return {_s(rows[0]["message_id"]): int(rows[0]["times_delivered"]) for rows in replies if rows}
+    return {as_str(rows[0]["message_id"]): int(rows[0]["times_delivered"]) for rows in replies if rows}
 
 
 async def heartbeat(runner: StageRunner) -> None:
@@ -124,7 +124,7 @@ async def purge_dead_consumers(runner: StageRunner) -> list[str]:
     removed = []
     purge = runner.redis.register_script(PURGE_LUA)
     for c in await runner.redis.xinfo_consumers(runner.input_stream, runner.group):
-        name = _s(c["name"])
+        name = as_str(c["name"])
         if name != runner.consumer and int(c["pending"]) == 0 and int(c["idle"]) > runner.settings.consumer_idle_purge_ms:
             if await purge(keys=[runner.input_stream], args=[runner.group, name]) != -1:
                 removed.append(name)
@@ -144,9 +144,9 @@ async def safe_trim_id(redis: Any, stream: str, retention_ms: int) -> str | None
     for g in groups:
         summary = await redis.xpending(stream, g["name"])
         if summary["pending"]:
-            candidates.append(_id(_s(summary["min"])))
+            candidates.append(_id(as_str(summary["min"])))
         else:
-            ms, seq = _id(_s(g["last-delivered-id"]))
+            ms, seq = _id(as_str(g["last-delivered-id"]))
             candidates.append((ms, seq + 1))
     ms, seq = min(candidates)
     return f"{ms}-{seq}"
@@ -232,7 +232,3 @@ async def _maintain(runner: StageRunner) -> None:
 def _id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

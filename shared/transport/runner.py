@@ -22,7 +22,7 @@ from shared.settings import Settings
 from shared.topology import Topology
 
 from .commit import COMMIT_LUA, Record, Target, fence_key, fenced_commit
-from .entries import Entry, Outcome, decode_body
+from .entries import Entry, Outcome, as_str, decode_body
 from .metrics import StageMetrics
 
 log = get_logger("newsflow.transport")
@@ -273,7 +273,7 @@ class StageRunner:
         token = _BETWEEN.set(None)  # no peeking from inside a peek
         try:
             reply = await self.redis.xreadgroup(self.group, self.consumer, {self.input_stream: ">"}, count=room)
-            newcomers = [Entry(i.decode() if isinstance(i, bytes) else i, f) for _, found in reply or [] for i, f in found]
+            newcomers = [Entry(as_str(i), f) for _, found in reply or [] for i, f in found]
             if newcomers:
                 await self._handle(newcomers, first_only=True)
         except Exception as exc:  # noqa: BLE001 - never the batch in progress's failure; what was read stays pending
@@ -453,6 +453,7 @@ class StageRunner:
         records = []
         now = utcnow()
         for o in outcomes:
+            redelivered = o.entry.deliveries > 1  # an earlier attempt may have left an error note
             meta = o.entry.meta()
             if o.entry.span is not None:
                 # The same trace, this stage's span: the next stage (or a dead letter's reader) continues it.
@@ -461,7 +462,7 @@ class StageRunner:
                 records.append(Record(o.entry.id, "retry", {"error": o.retry}))
             elif o.output is not None and self.output_stream:
                 meta.setdefault("correlation_id", o.article_id or o.entry.id)
-                records.append(Record(o.entry.id, "out", {"body": o.body, **meta, **o.extra_fields}, o.entry.deliveries > 1))
+                records.append(Record(o.entry.id, "out", {"body": o.body, **meta, **o.extra_fields}, redelivered))
             elif o.dead_letter is not None:
                 original, encoding = o.entry.original()
                 letter = DeadLetter(
@@ -475,9 +476,9 @@ class StageRunner:
                     original_encoding=encoding,
                     failed_at=now,
                 )
-                records.append(Record(o.entry.id, "dlq", {"body": dump(letter), **meta}, o.entry.deliveries > 1))
+                records.append(Record(o.entry.id, "dlq", {"body": dump(letter), **meta}, redelivered))
             else:
-                records.append(Record(o.entry.id, "done", {}, o.entry.deliveries > 1))
+                records.append(Record(o.entry.id, "done", {}, redelivered))
         return records
 
     def _count(self, outcomes: list[Outcome]) -> None:

@@ -55,6 +55,25 @@ async def _assert_clean(client: aredis.Redis, target: Target) -> None:
     assert await client.get(probe) == b"1"
 
 
+def _claim_after_the_check(monkeypatch, r, stream: str, group: str, entry_id: str, fence: str) -> None:
+    """Once the first commit's check has said "ours", a peer claims `entry_id`, bumping the group's fence as every
+    newsflow claim does, before the commit's MULTI ... EXEC arrives."""
+    original = commit_module.read_replies
+    calls = {"n": 0}
+
+    async def claim_after_the_check(conn, n):
+        replies = await original(conn, n)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            with r.pipeline(transaction=True) as pipe:
+                pipe.xclaim(stream, group, "peer", 0, [entry_id], justid=True)
+                pipe.incr(fence)
+                pipe.execute()
+        return replies
+
+    monkeypatch.setattr(commit_module, "read_replies", claim_after_the_check)
+
+
 async def test_publishes_dead_letters_and_acks_in_one_transaction(r, prefix, redis_url):
     ids = _setup(r, prefix, 3)
     r.xreadgroup("g", "me", {f"{prefix}:in": ">"}, count=3)
@@ -81,20 +100,7 @@ async def test_an_entry_of_another_consumer_means_nothing_is_written(r, prefix, 
 async def test_a_claim_between_the_check_and_exec_aborts_the_transaction(r, prefix, redis_url, monkeypatch):
     ids = _setup(r, prefix, 2)
     r.xreadgroup("g", "me", {f"{prefix}:in": ">"}, count=2)
-    original = commit_module.read_replies
-    calls = {"n": 0}
-
-    async def claim_after_the_check(conn, n):
-        replies = await original(conn, n)
-        calls["n"] += 1
-        if calls["n"] == 1:  # the check said "ours"; a peer claims one entry before our MULTI arrives
-            with r.pipeline(transaction=True) as pipe:
-                pipe.xclaim(f"{prefix}:in", "g", "peer", 0, [ids[1]], justid=True)
-                pipe.incr(fence_key(prefix, "test"))
-                pipe.execute()
-        return replies
-
-    monkeypatch.setattr(commit_module, "read_replies", claim_after_the_check)
+    _claim_after_the_check(monkeypatch, r, f"{prefix}:in", "g", ids[1], fence_key(prefix, "test"))
     records = [Record(i, "out", {"body": i}) for i in ids]
     assert await _fenced(redis_url, _target(prefix), records) is None
     assert r.xlen(f"{prefix}:out") == 0, "EXEC aborted: nothing published, not even the entry still ours"
@@ -164,20 +170,7 @@ async def test_the_runner_commits_once_when_the_fence_trips(r, prefix, redis_url
     runner = make_runner(redis_url, prefix, consumer="me")
     await runner.ensure_groups()
     entries = await read_new(runner)
-    original = commit_module.read_replies
-    calls = {"n": 0}
-
-    async def claim_after_the_check(conn, n):
-        replies = await original(conn, n)
-        calls["n"] += 1
-        if calls["n"] == 1:
-            with r.pipeline(transaction=True) as pipe:
-                pipe.xclaim(f"{prefix}:raw", f"{prefix}:cleaner", "peer", 0, [entries[2].id], justid=True)
-                pipe.incr(runner.target.fence)
-                pipe.execute()
-        return replies
-
-    monkeypatch.setattr(commit_module, "read_replies", claim_after_the_check)
+    _claim_after_the_check(monkeypatch, r, f"{prefix}:raw", f"{prefix}:cleaner", entries[2].id, runner.target.fence)
     await runner.handle_batch(entries)
     assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["a0", "a1"]
     assert (runner.counters.fenced_commits, runner.counters.script_commits) == (0, 1)
