@@ -8,7 +8,7 @@ consumer still owns. Two ways, one outcome:
   bumps the consumer's fence (two commits of one consumer can overlap: its main loop and its reclaim loop), so a
   claim or another commit of ours between the check and EXEC aborts the transaction: EXEC answers nil and nothing
   is written. Redis runs MULTI's XADDs for about half the CPU the same XADDs cost inside a script, whose arguments
-  are copied into Lua and back (bench/transport.py: Redis CPU per article and stage 22-23 -> 14-15.5 us).
+  are copied into Lua and back (bench/transport.py: Redis CPU per article and stage 22-23 -> 14-17 us).
 - The commit script (COMMIT_LUA): ownership checked entry by entry, and only owned entries published and acked, in
   one atomic step. It runs when the fenced check finds an entry that is not ours any more or the fence tripped,
   for a retried commit (whose first attempt may have gone through: the script makes it a no-op), for batches with
