@@ -15,7 +15,8 @@ pages/s and this module 0.975 at about 80.
    "Comments", "Share this", newsletter and social-media calls at the end) are dropped (0.973 to 0.975).
 4. The metadata are trafilatura's, without the categories, tags and licence it would also look for (see
    _metadata): with all of extract_metadata the module was 8% slower than bare trafilatura. Its author step,
-   which comes last, prunes the parsed tree itself instead of a copy (0.35 ms a page).
+   which comes last, prunes the parsed tree itself instead of a copy (0.35 ms a page), and evaluates
+   trafilatura's byline expressions in one pass (byline.py: 2.5 ms a page instead of 6 to 7.5).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lxml.html import HtmlElement
 from trafilatura.settings import Document, set_date_params
 from trafilatura.utils import load_html
 
+from services.cleaner.byline import find_author, matches_trafilatura
 from services.cleaner.limits import Expired, time_limit
 from shared.errors import PermanentError
 
@@ -95,6 +97,7 @@ METADATA_STEPS = ("examine_meta", "extract_meta_json", "extract_title", "extract
                   "extract_sitename", "META_URL", "prune_unwanted_nodes", "extract_metainfo", "normalize_authors",
                   "AUTHOR_XPATHS", "AUTHOR_DISCARD_XPATHS")
 LIGHT_METADATA = all(hasattr(tm, name) for name in METADATA_STEPS)
+FAST_BYLINE = LIGHT_METADATA and matches_trafilatura()
 
 
 @dataclass
@@ -213,7 +216,10 @@ def _metadata(tree: HtmlElement, url: str | None, *, may_prune: bool = False) ->
 def _author(tree: HtmlElement) -> str | None:
     """trafilatura's extract_author without its deep copy of the tree: it prunes `tree`. The copy was 0.35 ms of
     the metadata's 3.7 ms a page on the benchmark (it runs on the 40% of pages without an author in their meta
-    tags or JSON-LD)."""
+    tags or JSON-LD). With the expressions trafilatura 2.3 has, byline.find_author does the same in a
+    third of the time."""
+    if FAST_BYLINE:
+        return find_author(tree)
     subtree = tm.prune_unwanted_nodes(tree, tm.AUTHOR_DISCARD_XPATHS)
     author = tm.extract_metainfo(subtree, tm.AUTHOR_XPATHS, len_limit=120)
     return tm.normalize_authors(None, author) if author else author
