@@ -30,6 +30,15 @@ from .runner import StageRunner, StageSpec
 log = get_logger("newsflow.app")
 
 
+class _Subscription(StreamSub):
+    """FastStream's StreamSub without the deep copy FastStream makes of it on every read, to put the broker's
+    prefix before the stream's name: newsflow's brokers have none (NEWSFLOW_STREAM_PREFIX is in the names). The
+    copy was 2% of a relay stage's CPU."""
+
+    def add_prefix(self, prefix: str) -> Any:
+        return self if not prefix else super().add_prefix(prefix)
+
+
 async def _raw_parser(msg: Any) -> StreamMessage[Any]:
     # The entries are kept as bytes: a body that is not UTF-8 or not JSON must reach the DLQ, not crash a parser.
     return StreamMessage(raw_message=msg, body=b"")
@@ -80,7 +89,7 @@ def build_app(
     broker = RedisBroker(broker_url, logger=None, graceful_timeout=settings.shutdown_timeout_s, **auth)  # type: ignore[arg-type]
 
     subscriber = broker.subscriber(
-        stream=StreamSub(
+        stream=_Subscription(
             runner.input_stream,
             group=runner.group,
             consumer=consumer,
