@@ -122,13 +122,11 @@ def run_bare(url: str, prefix: str, n: int, batch: int) -> tuple[float, float, f
 # -- newsflow: the real workers around a pass-through stage ---------------------------------------
 
 def newsflow_stage(stage: str) -> None:
-    import asyncio
-
     from pydantic import BaseModel, ConfigDict
 
     from shared.logging import configure
     from shared.settings import Settings
-    from shared.transport.app import build_app
+    from shared.transport.app import build_app, run_worker
     from shared.transport.runner import StageSpec, each
 
     class Body(BaseModel):
@@ -143,7 +141,7 @@ def newsflow_stage(stage: str) -> None:
     spec = StageSpec(name, src, dst, decode=lambda body: (Body.model_validate(body), []), process=each(lambda e, m: m),
                      model=Body)
     app, _ = build_app(spec, settings, settings.redis_url or "")
-    asyncio.run(app.run())
+    run_worker(app)  # as `newsflow worker` runs a stage
 
 
 def run_newsflow(url: str, prefix: str, n: int, batch: int) -> tuple[float, float, float]:

@@ -100,10 +100,9 @@ def main(argv: list[str] | None = None) -> int:
 # -- running stages ---------------------------------------------------------------------------------
 
 def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
-    import asyncio
-
     from services.bootstrap import build_worker, redis_url, run_api, run_gateway
     from shared.logging import get_logger
+    from shared.transport.app import run_worker
 
     url = redis_url(settings)
     # Where this worker connects; credentials in these URLs are masked by the log redaction (shared/logging.py).
@@ -114,7 +113,7 @@ def cmd_worker(args: argparse.Namespace, settings: Any) -> int:
     if args.stage == "api":
         return run_api(settings, url)
     app, _ = build_worker(args.stage, settings, url)
-    asyncio.run(app.run())
+    run_worker(app)
     return 0
 
 

@@ -8,6 +8,7 @@ Every worker also serves /healthz, /readyz and /metrics (health.py) on NEWSFLOW_
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -173,6 +174,29 @@ def build_app(
         log.info("worker_stopped", consumer=consumer, **runner.counters.__dict__)
 
     return app, runner
+
+
+def run_worker(app: FastStream) -> None:
+    """Run a worker's app until it is stopped, with the garbage collector set for its steady state once it is up."""
+    app.after_startup(settle_heap)
+    asyncio.run(app.run())
+
+
+# Young collections wait for this many new container objects instead of Python's 700: more than a batch of 100
+# articles keeps alive at once, so a batch's objects die before any collection instead of being promoted and
+# scanned again and again by full collections.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+async def settle_heap() -> None:
+    """What a worker has loaded by the time it is up (modules, models, the cleaner's tables: about 80,000 objects)
+    lives as long as the process: it is frozen out of the collector's way, and young collections are made rarer
+    (GC_YOUNG_THRESHOLD). Before, collections cost a relay stage 4 us an article, 7% of its CPU, mostly full
+    collections of the whole heap, each a pause of about 50 ms (measured with gc.callbacks)."""
+    gc.collect()  # what is garbage now is not frozen with the rest
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 async def wait_until_up(call: Callable[[], Any], event: str, max_delay: float = 5.0) -> None:
