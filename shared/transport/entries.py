@@ -48,7 +48,7 @@ class Entry:
         return fields, encoding
 
     def timestamp_ms(self) -> int:
-        return int(self.id.split("-", 1)[0])
+        return int(self.id.partition("-")[0])
 
 
 @dataclass

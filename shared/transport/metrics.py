@@ -12,6 +12,7 @@ import asyncio
 import time
 from bisect import bisect_left
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
@@ -145,9 +146,7 @@ def _observe_weighted(histogram: Any, weighted: list[tuple[float, int]]) -> None
 def ingest_time(entry: Entry, output: Any) -> float:
     """When the article entered newsflow: its received_at (set by the cleaner from the raw entry's id), else the
     time of the entry this stage read (the fetcher's request, or the raw entry itself)."""
-    # Looked up in the model's fields: getattr on a model without the field goes through pydantic's slow
-    # __getattr__ and an AttributeError, once per article.
-    fields = getattr(type(output), "model_fields", None)
+    fields = _field_names(type(output))
     if fields is not None:
         received = output.received_at if "received_at" in fields else None
     else:
@@ -155,6 +154,14 @@ def ingest_time(entry: Entry, output: Any) -> float:
     if isinstance(received, datetime):
         return received.timestamp()
     return entry.timestamp_ms() / 1000
+
+
+@lru_cache(maxsize=128)
+def _field_names(cls: type) -> frozenset[str] | None:
+    # A model's fields, looked up once per class: getattr on a model without the field goes through pydantic's slow
+    # __getattr__ and an AttributeError, and pydantic's model_fields is itself a Python-level descriptor.
+    fields = getattr(cls, "model_fields", None)
+    return frozenset(fields) if fields is not None else None
 
 
 def _text(value: Any) -> str:
