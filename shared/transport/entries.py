@@ -15,6 +15,8 @@ from shared.errors import PermanentError
 if TYPE_CHECKING:
     from shared.tracing import Span
 
+_METADATA_KEYS = tuple((name, name.encode()) for name in METADATA_FIELDS)  # as the fields come off Redis: bytes
+
 
 @dataclass
 class Entry:
@@ -28,8 +30,8 @@ class Entry:
     def meta(self) -> dict[str, str]:
         """The metadata fields (correlation_id, traceparent) that travel on to the next stream."""
         out = {}
-        for name in METADATA_FIELDS:
-            value = self.fields.get(name.encode())
+        for name, key in _METADATA_KEYS:
+            value = self.fields.get(key)
             if value:
                 out[name] = value.decode("utf-8", "replace")[:512]
         return out
