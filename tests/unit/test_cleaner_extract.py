@@ -120,3 +120,59 @@ def test_metadata_agrees_with_extract_metadata_on_a_page_without_author_meta(may
         assert getattr(ours, name) == getattr(theirs, name), name
     # Without may_prune the caller's tree is left whole.
     assert (tree.find(".//time") is None) == may_prune
+
+
+def test_the_time_limit_works_in_a_worker_thread_too():
+    # The cleaner extracts pages in a worker thread, where no SIGALRM arrives: a timer thread raises there instead.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.cleaner.extract import extract_html
+    from services.cleaner.limits import time_limit
+    from shared.errors import PermanentError
+
+    def spin() -> str:
+        try:
+            with time_limit(0.05):
+                while True:
+                    pass
+        except PermanentError as exc:
+            return str(exc)
+        return "not stopped"
+
+    page = "<html><body>" + "".join(f"<div><p>Paragraph {i} of a very long page, with words.</p></div>" for i in range(40000)) + "</body></html>"
+
+    def long_page() -> str:
+        try:
+            extract_html(page, timeout_s=0.01)
+        except PermanentError as exc:
+            return str(exc)
+        return "not stopped"
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(spin).result(timeout=10) == "extraction took longer than 0.05 s"
+        assert "took longer" in pool.submit(long_page).result(timeout=30)
+
+
+def test_a_limit_that_fires_as_a_threads_block_ends_never_leaks():
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.cleaner.limits import Expired, time_limit
+
+    def racy() -> int:
+        stopped = 0
+        for _ in range(500):  # limits timed to end around the block's own end
+            try:
+                with time_limit(0.0002):
+                    t = time.perf_counter()
+                    while time.perf_counter() - t < 0.0002:
+                        pass
+            except (Exception, Expired):  # as extract_html catches them: landing in __exit__ is still the block's
+                stopped += 1
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.05:  # time for a stray exception to land after the blocks, which it must not
+            pass
+        return stopped
+
+    with ThreadPoolExecutor(1) as pool:
+        assert 0 <= pool.submit(racy).result(timeout=60) <= 500
