@@ -223,20 +223,26 @@ class StageRunner:
     async def handle_batch(self, entries: list[Entry]) -> list[Outcome]:
         """Decode, process, commit. With `spec.first`, the batch is processed and committed in two groups, the
         articles it picks first (and the dead letters), then the rest. With `spec.peek` as well, entries that
-        arrive while the rest is processed are read between two of its articles: those `first` picks are committed
-        at once, the others after this batch. Returns the outcomes of `entries` and of those others."""
+        arrive while the rest is processed are read between two of its articles (or while one runs in a thread):
+        those `first` picks are committed at once, the others are handled next, in the same call, and peek in
+        turn, so that an article `first` picks never waits for a page. Returns the outcomes of `entries` and of
+        the first entries deferred; later ones (under a steady load the call lasts as long as the load) are
+        committed and counted, not returned, so the worker never holds more than two batches."""
         outcomes = await self._handle(entries)
-        if self._deferred:  # at most a batch's worth, read by peeks; no peeking while it is handled
+        rounds = 0
+        while self._deferred:  # at most a batch's worth, read by peeks
             deferred, self._deferred = self._deferred, []
-            outcomes += await self._handle([entry for entry, _ in deferred], decoded=deferred)
+            handled = await self._handle([entry for entry, _ in deferred], decoded=deferred)
+            if rounds == 0:
+                outcomes += handled
+            rounds += 1
         return outcomes
 
     async def _handle(self, entries: list[Entry], *, first_only: bool = False,
                       decoded: list[Item] | None = None) -> list[Outcome]:
         """handle_batch's work for one batch. `first_only` (a peek): commit what `spec.first` picks and the dead
         letters, and leave the rest, decoded, in flight in self._deferred. `decoded`: such a rest, read and
-        counted already; its batch does not peek, and peeks defer at most a batch's worth, so a worker holds at most
-        two batches."""
+        counted already. Peeks defer at most a batch's worth, so a worker holds at most two batches."""
         added = {e.id for e in entries} - self.in_flight
         self.in_flight.update(added)
         self._start_spans(entries)
@@ -257,7 +263,7 @@ class StageRunner:
                 groups = [g for g in (picked, rest) if g] or [[]]
             for group in groups:
                 # Peek between the articles `first` did not pick (run_yielding and run_all call the hook).
-                peek = self.spec.peek and not first_only and decoded is None and group is rest
+                peek = self.spec.peek and not first_only and group is rest
                 token = _BETWEEN.set(self._peek if peek else None)
                 try:
                     outcomes = await self._outcomes(rejected, group)

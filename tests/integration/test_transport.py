@@ -603,8 +603,9 @@ async def test_without_peek_a_newcomer_waits_for_the_next_read(redis_url, prefix
 
 
 async def test_peeks_hold_at_most_one_more_batch_in_flight(redis_url, prefix, r):
-    """Under a backlog every peek would find a full batch: what peeks defer stays within one batch's worth, and
-    handle_batch returns after at most two batches."""
+    """Under a backlog every peek would find a full batch: what peeks defer stays within one batch's worth, the
+    deferred batches peek in turn until nothing is left, and handle_batch returns the outcomes of the batch and of
+    the first batch deferred only, so that a call lasting as long as the load holds no more than two batches."""
     import time
 
     from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
@@ -618,11 +619,21 @@ async def test_peeks_hold_at_most_one_more_batch_in_flight(redis_url, prefix, r)
     runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items), batch_size=3)
     runner.spec.first = lambda m: not m.text.startswith("page")
     runner.spec.peek = True
+    held = []
+    peek = runner._peek
+
+    async def counting_peek() -> None:
+        await peek()
+        held.append(len(runner.in_flight))
+
+    runner._peek = counting_peek
     await runner.ensure_groups()
     outcomes = await runner.handle_batch(await read_new(runner, 3))
-    assert len(outcomes) == 6  # the batch and one batch's worth read by peeks
+    assert len(outcomes) == 6  # the batch and the first batch's worth read by peeks
+    assert held and max(held) <= 6, "never more than two batches in flight"
     assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0 and runner.in_flight == set()
-    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == [f"q{i}" for i in range(6)]
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == [f"q{i}" for i in range(12)]
+    assert runner.counters.processed == 12
 
 
 async def test_a_failed_peek_is_logged_and_never_fails_the_batch_in_progress(redis_url, prefix, r):
