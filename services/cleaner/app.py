@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from shared.contract import CleanArticle, RawArticle, parse_raw
 from shared.logging import get_logger
 from shared.transport import Entry, Outcome, StageSpec
-from shared.transport.runner import Item, run_each_in_thread, run_yielding
+from shared.transport.runner import Item, run_yielding
 
 from .dedup import ExactDuplicateIndex
 from .neardup import NearDuplicateIndex
@@ -32,11 +32,9 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
         return article
 
     async def process(items: list[Item]) -> list[Outcome]:
-        # Pages (15 to 200 ms each) are extracted in a worker thread, so plain text that a peek reads meanwhile is
-        # cleaned and committed on the loop at once, not after the page; plain text alone (1 to 2 ms) stays on the
-        # loop, which gets a turn after every article.
-        pages = any(has_html(raw) for _, raw in items)  # type: ignore[arg-type]
-        outcomes = await (run_each_in_thread if pages else run_yielding)(one, items)
+        # On the main thread, where the extraction time limit (a SIGALRM timer) works; the loop gets a turn after
+        # every article.
+        outcomes = await run_yielding(one, items)
         cleaned = [o.output for o in outcomes if isinstance(o.output, CleanArticle)]
         dupes = await dedup.first_seen([(a.id, a.content_hash) for a in cleaned])
         for article in cleaned:
@@ -50,6 +48,6 @@ def spec(dedup: ExactDuplicateIndex, max_html_bytes: int, near: NearDuplicateInd
         return outcomes
 
     # Plain text (1 to 2 ms an article) is cleaned and committed before the batch's HTML pages (about 14 ms each),
-    # and plain text that arrives while the pages are extracted is read (every 5 ms) and committed meanwhile.
+    # and plain text that arrives while the pages are extracted is read and committed between two of them.
     return StageSpec(name="cleaner", input="raw", output="cleaned", decode=parse_raw, process=process,
                      model=RawArticle, first=lambda raw: not has_html(raw), peek=True)

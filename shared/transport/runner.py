@@ -146,23 +146,6 @@ async def run_all(fn: Callable[[Entry, BaseModel], BaseModel], items: list[Item]
     return out
 
 
-async def run_each_in_thread(fn: Callable[[Entry, BaseModel], BaseModel], items: list[Item]) -> list[Outcome]:
-    """run_one over the batch, one article at a time in a worker thread, and the runner's hook (a peek) called every
-    PEEK_INTERVAL_S while an article runs, not only between two: for articles that take long (the cleaner's
-    pages, up to 200 ms) next to ones that must not wait for them (its plain text, read by the peek and cleaned
-    on the loop meanwhile). The stage's code then runs in two threads at once, and must allow it."""
-    hook = _BETWEEN.get()
-    out = []
-    for entry, model in items:
-        work = asyncio.ensure_future(asyncio.to_thread(run_one, fn, entry, model))
-        while hook is not None and not work.done():
-            await asyncio.wait((work,), timeout=PEEK_INTERVAL_S)
-            if not work.done():
-                await hook()
-        out.append(await work)
-    return out
-
-
 def run_one(fn: Callable[[Entry, BaseModel], BaseModel], entry: Entry, model: BaseModel) -> Outcome:
     article_id = getattr(model, "id", None) or _article_id(model)
     try:
@@ -223,7 +206,7 @@ class StageRunner:
     async def handle_batch(self, entries: list[Entry]) -> list[Outcome]:
         """Decode, process, commit. With `spec.first`, the batch is processed and committed in two groups, the
         articles it picks first (and the dead letters), then the rest. With `spec.peek` as well, entries that
-        arrive while the rest is processed are read between two of its articles (or while one runs in a thread):
+        arrive while the rest is processed are read between two of its articles:
         those `first` picks are committed at once, the others are handled next, in the same call, and peek in
         turn, so that an article `first` picks never waits for a page. Returns the outcomes of `entries` and of
         the first entries deferred; later ones (under a steady load the call lasts as long as the load) are

@@ -534,56 +534,6 @@ async def test_a_short_article_arriving_during_the_pages_of_a_batch_is_committed
     assert runner.counters.processed == 6
 
 
-async def test_run_each_in_thread_peeks_while_one_long_article_runs(redis_url, prefix, r):
-    """The cleaner's pages: one page runs in a worker thread for 0.4 s; a plain-text newcomer that arrives just
-    after it started is read by a peek and committed while the page is still running, and the loop stays free."""
-    import threading
-    import time
-
-    from shared.transport.runner import run_each_in_thread, run_yielding
-
-    page_started, page_done = threading.Event(), threading.Event()
-    threads = set()
-
-    def work(entry: Entry, raw: BaseModel) -> Echo:
-        threads.add(threading.current_thread() is threading.main_thread())
-        if raw.text == "page one":
-            page_started.set()
-            end = time.perf_counter() + 0.4
-            while time.perf_counter() < end:  # CPU-bound, holding the GIL as extraction does
-                pass
-            page_done.set()
-        return echo(entry, raw)
-
-    r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "page one", "id": "p1"})})
-
-    async def process(items):
-        return await (run_each_in_thread if any(m.text.startswith("page") for _, m in items) else run_yielding)(work, items)
-
-    runner = make_runner(redis_url, prefix, process=process)
-    runner.spec.first = lambda m: not m.text.startswith("page")
-    runner.spec.peek = True
-    await runner.ensure_groups()
-    entries = await read_new(runner)
-    committed_during_page = []
-
-    async def newcomer() -> None:
-        while not page_started.is_set():
-            await asyncio.sleep(0.005)
-        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": "late short", "id": "late1"})})
-        while not r.xlen(f"{prefix}:cleaned"):
-            await asyncio.sleep(0.005)
-        committed_during_page.append(not page_done.is_set())
-
-    task = asyncio.create_task(newcomer())
-    await runner.handle_batch(entries)
-    await task
-    assert committed_during_page == [True], "the newcomer waited for the page"
-    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == ["late1", "p1"]
-    assert threads == {True, False}  # the page in a thread, the newcomer on the loop
-    assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0 and runner.in_flight == set()
-
-
 async def test_without_peek_a_newcomer_waits_for_the_next_read(redis_url, prefix, r):
     from shared.transport.runner import run_yielding
 
