@@ -208,7 +208,7 @@ class StageRunner:
         articles it picks first (and the dead letters), then the rest. With `spec.peek` as well, entries that
         arrive while the rest is processed are read between two of its articles:
         those `first` picks are committed at once, the others are handled next, in the same call, and peek in
-        turn, so that an article `first` picks never waits for a page. Returns the outcomes of `entries` and of
+        turn, so that an article `first` picks waits for one page at most. Returns the outcomes of `entries` and of
         the first entries deferred; later ones (under a steady load the call lasts as long as the load) are
         committed and counted, not returned, so the worker never holds more than two batches."""
         outcomes = await self._handle(entries)
