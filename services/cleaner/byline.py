@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from copy import deepcopy
 
 import trafilatura.metadata as tm
 from lxml.etree import Element, XPath, _Element
@@ -78,13 +79,16 @@ def matches_trafilatura() -> bool:
 
 
 def find_author(tree: _Element) -> str | None:
-    """trafilatura's extract_author(tree), without its copy: `tree` is pruned in place."""
-    root = tree.getroottree().getroot()
+    """trafilatura's extract_author(tree), without its copy when `tree` is a document's root: it is pruned in place.
+    (trafilatura searches a deep copy, which makes any tree the root of its own document: below the root, so
+    does this.)"""
+    if tree.getparent() is not None:
+        tree = deepcopy(tree)
+    root = tree
     # Every element once, with the attributes most tests read. Attributes and tags do not change as elements are
     # pruned, so the author tests below can run on this list afterwards, on the elements still attached.
     rows = [(e, e.tag, e.get("id"), e.get("class")) for e in root.iter(Element)]
-    under = rows[1:] if tree is root else [(e, e.tag, e.get("id"), e.get("class")) for e in tree.iterdescendants(Element)]
-    pruned = [e for e, tag, id_, cls in under if tag in DISCARD_TAGS and _discarded(e, id_, cls)]
+    pruned = [e for e, tag, id_, cls in rows[1:] if tag in DISCARD_TAGS and _discarded(e, id_, cls)]
     for elem in pruned:  # prune_unwanted_nodes: the first expression's results, then the second's on what is left
         delete_element(elem)
     for elem in list(root.iter("time", "figure")):

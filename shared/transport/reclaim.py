@@ -54,10 +54,10 @@ async def reclaim_once(runner: StageRunner) -> int:
                 # often may be what killed its workers: alone, it cannot take batch-mates with it.
                 batch = [e for e in entries if e.deliveries <= 2]
                 if batch:
-                    await runner.handle_batch(batch)
+                    await runner.handle_batch(batch, drain=False)
                 for e in entries:
                     if e.deliveries > 2:
-                        await runner.handle_batch([e])
+                        await runner.handle_batch([e], drain=False)
             finally:
                 runner.in_flight.difference_update(e.id for e in entries)
             total += len(entries)

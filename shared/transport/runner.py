@@ -203,29 +203,37 @@ class StageRunner:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def handle_batch(self, entries: list[Entry]) -> list[Outcome]:
+    async def handle_batch(self, entries: list[Entry], *, drain: bool = True) -> list[Outcome]:
         """Decode, process, commit. With `spec.first`, the batch is processed and committed in two groups, the
         articles it picks first (and the dead letters), then the rest. With `spec.peek` as well, entries that
-        arrive while the rest is processed are read between two of its articles:
-        those `first` picks are committed at once, the others are handled next, in the same call, and peek in
-        turn, so that an article `first` picks waits for one page at most. Returns the outcomes of `entries` and of
-        the first entries deferred; later ones (under a steady load the call lasts as long as the load) are
-        committed and counted, not returned, so the worker never holds more than two batches."""
+        arrive while the rest is processed are read between two of its articles: those `first` picks are committed
+        at once, the others are handled next, in the same call, and peek in turn (`drain`, the read loop's call),
+        so that an article `first` picks waits for one page at most. Returns the outcomes of `entries` and of the
+        first entries deferred; later ones (under a steady load the call lasts as long as the load) are committed
+        and counted, not returned, so the worker never holds more than two batches. Without `drain` (the reclaim
+        loop's call, which must return to its other work) the deferred entries are handled once, without peeking."""
         outcomes = await self._handle(entries)
         rounds = 0
-        while self._deferred:  # at most a batch's worth, read by peeks
+        while self._deferred and (drain or rounds == 0):  # at most a batch's worth, read by peeks
             deferred, self._deferred = self._deferred, []
-            handled = await self._handle([entry for entry, _ in deferred], decoded=deferred)
+            try:
+                handled = await self._handle([entry for entry, _ in deferred], decoded=deferred, peek=drain)
+            except BaseException:
+                # Not committed, so not ours to keep claiming: left pending for reclaim (those a peek deferred again
+                # stay in flight, for the next call).
+                self.in_flight.difference_update({e.id for e, _ in deferred} - {e.id for e, _ in self._deferred})
+                raise
             if rounds == 0:
                 outcomes += handled
             rounds += 1
         return outcomes
 
     async def _handle(self, entries: list[Entry], *, first_only: bool = False,
-                      decoded: list[Item] | None = None) -> list[Outcome]:
+                      decoded: list[Item] | None = None, peek: bool = True) -> list[Outcome]:
         """handle_batch's work for one batch. `first_only` (a peek): commit what `spec.first` picks and the dead
         letters, and leave the rest, decoded, in flight in self._deferred. `decoded`: such a rest, read and
-        counted already. Peeks defer at most a batch's worth, so a worker holds at most two batches."""
+        counted already. `peek`: whether its rest may peek. Peeks defer at most a batch's worth, so a worker holds
+        at most two batches."""
         added = {e.id for e in entries} - self.in_flight
         self.in_flight.update(added)
         self._start_spans(entries)
@@ -246,8 +254,8 @@ class StageRunner:
                 groups = [g for g in (picked, rest) if g] or [[]]
             for group in groups:
                 # Peek between the articles `first` did not pick (run_yielding and run_all call the hook).
-                peek = self.spec.peek and not first_only and group is rest
-                token = _BETWEEN.set(self._peek if peek else None)
+                peeks = peek and self.spec.peek and not first_only and group is rest
+                token = _BETWEEN.set(self._peek if peeks else None)
                 try:
                     outcomes = await self._outcomes(rejected, group)
                 finally:

@@ -586,6 +586,60 @@ async def test_peeks_hold_at_most_one_more_batch_in_flight(redis_url, prefix, r)
     assert runner.counters.processed == 12
 
 
+async def test_the_reclaim_loops_call_handles_what_peeks_defer_once_and_returns(redis_url, prefix, r):
+    """drain=False (reclaim.py): the deferred entries are handled once, without peeking, so the call returns to
+    the reclaim loop's other work under any load; the rest waits for the read loop."""
+    import time
+
+    from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
+
+    def work(entry: Entry, raw: BaseModel) -> Echo:
+        time.sleep(PEEK_INTERVAL_S * 1.5)
+        return echo(entry, raw)
+
+    for i in range(12):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"page {i}", "id": f"d{i}"})})
+    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items), batch_size=3)
+    runner.spec.first = lambda m: not m.text.startswith("page")
+    runner.spec.peek = True
+    await runner.ensure_groups()
+    outcomes = await runner.handle_batch(await read_new(runner, 3), drain=False)
+    assert len(outcomes) == 6 and runner._deferred == [] and runner.in_flight == set()
+    assert [b["id"] for b in bodies(r, f"{prefix}:cleaned")] == [f"d{i}" for i in range(6)]
+
+
+async def test_a_deferred_batch_whose_commit_fails_is_not_kept_in_flight(redis_url, prefix, r):
+    """Entries still in flight are claimed again by the heartbeat: a deferred batch that failed must leave the set,
+    or reclaim would never see it."""
+    import time
+
+    from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
+
+    def work(entry: Entry, raw: BaseModel) -> Echo:
+        time.sleep(PEEK_INTERVAL_S * 1.5)
+        return echo(entry, raw)
+
+    for i in range(6):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"page {i}", "id": f"e{i}"})})
+    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items), batch_size=3)
+    runner.spec.first = lambda m: not m.text.startswith("page")
+    runner.spec.peek = True
+    commit, calls = runner._commit, {"n": 0}
+
+    async def failing_second_commit(outcomes):
+        calls["n"] += bool(outcomes)  # a peek that found only pages commits nothing
+        if outcomes and calls["n"] == 2:
+            raise RuntimeError("Redis refused the commit")
+        return await commit(outcomes)
+
+    runner._commit = failing_second_commit
+    await runner.ensure_groups()
+    with pytest.raises(RuntimeError):
+        await runner.handle_batch(await read_new(runner, 3))
+    assert runner.in_flight == {e.id for e, _ in runner._deferred}  # only what a peek deferred meanwhile
+    assert r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 3
+
+
 async def test_a_failed_peek_is_logged_and_never_fails_the_batch_in_progress(redis_url, prefix, r):
     import time
 

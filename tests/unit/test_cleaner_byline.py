@@ -107,7 +107,7 @@ def test_pruned_elements_and_their_tails_are_as_trafilatura_leaves_them():
 def test_a_tree_below_the_root_is_searched_as_trafilatura_searches_it():
     html = "<html><body><div id='x'><p class='byline'>By Jane Doe</p></div><p class='byline'>By Ann Lee</p></body></html>"
     sub = document_fromstring(html).get_element_by_id("x")
-    assert tm.extract_author(sub) == byline.find_author(deepcopy(sub)) == "Jane Doe"
+    assert tm.extract_author(sub) == byline.find_author(deepcopy(sub)) == byline.find_author(sub) == "Jane Doe"
 
 
 def test_another_trafilatura_gets_its_own_search(monkeypatch):

@@ -29,11 +29,11 @@ async def test_settle_heap_freezes_what_is_loaded_and_makes_young_collections_ra
     assert gc.get_count()[0] < 100, "collected just before the freeze"
 
 
-def test_run_worker_settles_the_heap_after_startup(monkeypatch):
+def test_run_worker_settles_the_heap_before_the_broker_starts_reading(monkeypatch):
     hooks, ran = [], []
 
-    class App:
-        def after_startup(self, hook):
+    class App:  # FastStream runs on_startup hooks before it starts the broker's subscribers
+        def on_startup(self, hook):
             hooks.append(hook)
             return hook
 
