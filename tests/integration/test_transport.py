@@ -552,10 +552,9 @@ async def test_without_peek_a_newcomer_waits_for_the_next_read(redis_url, prefix
     assert r.xlen(f"{prefix}:raw") == 3 and r.xpending(f"{prefix}:raw", f"{prefix}:cleaner")["pending"] == 0
 
 
-async def test_peeks_hold_at_most_one_more_batch_in_flight(redis_url, prefix, r):
-    """Under a backlog every peek would find a full batch: what peeks defer stays within one batch's worth, the
-    deferred batches peek in turn until nothing is left, and handle_batch returns the outcomes of the batch and of
-    the first batch deferred only, so that a call lasting as long as the load holds no more than two batches."""
+def _slow_pages(redis_url: str, prefix: str, r, count: int, tag: str) -> StageRunner:
+    """`count` pages in the input, and a runner with batches of 3 that peeks between pages slower than the peek
+    interval, as the cleaner does."""
     import time
 
     from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
@@ -564,11 +563,19 @@ async def test_peeks_hold_at_most_one_more_batch_in_flight(redis_url, prefix, r)
         time.sleep(PEEK_INTERVAL_S * 1.5)
         return echo(entry, raw)
 
-    for i in range(12):
-        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"page {i}", "id": f"q{i}"})})
+    for i in range(count):
+        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"page {i}", "id": f"{tag}{i}"})})
     runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items), batch_size=3)
     runner.spec.first = lambda m: not m.text.startswith("page")
     runner.spec.peek = True
+    return runner
+
+
+async def test_peeks_hold_at_most_one_more_batch_in_flight(redis_url, prefix, r):
+    """Under a backlog every peek would find a full batch: what peeks defer stays within one batch's worth, the
+    deferred batches peek in turn until nothing is left, and handle_batch returns the outcomes of the batch and of
+    the first batch deferred only, so that a call lasting as long as the load holds no more than two batches."""
+    runner = _slow_pages(redis_url, prefix, r, 12, "q")
     held = []
     peek = runner._peek
 
@@ -589,19 +596,7 @@ async def test_peeks_hold_at_most_one_more_batch_in_flight(redis_url, prefix, r)
 async def test_the_reclaim_loops_call_handles_what_peeks_defer_once_and_returns(redis_url, prefix, r):
     """drain=False (reclaim.py): the deferred entries are handled once, without peeking, so the call returns to
     the reclaim loop's other work under any load; the rest waits for the read loop."""
-    import time
-
-    from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
-
-    def work(entry: Entry, raw: BaseModel) -> Echo:
-        time.sleep(PEEK_INTERVAL_S * 1.5)
-        return echo(entry, raw)
-
-    for i in range(12):
-        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"page {i}", "id": f"d{i}"})})
-    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items), batch_size=3)
-    runner.spec.first = lambda m: not m.text.startswith("page")
-    runner.spec.peek = True
+    runner = _slow_pages(redis_url, prefix, r, 12, "d")
     await runner.ensure_groups()
     outcomes = await runner.handle_batch(await read_new(runner, 3), drain=False)
     assert len(outcomes) == 6 and runner._deferred == [] and runner.in_flight == set()
@@ -611,19 +606,7 @@ async def test_the_reclaim_loops_call_handles_what_peeks_defer_once_and_returns(
 async def test_a_deferred_batch_whose_commit_fails_is_not_kept_in_flight(redis_url, prefix, r):
     """Entries still in flight are claimed again by the heartbeat: a deferred batch that failed must leave the set,
     or reclaim would never see it."""
-    import time
-
-    from shared.transport.runner import PEEK_INTERVAL_S, run_yielding
-
-    def work(entry: Entry, raw: BaseModel) -> Echo:
-        time.sleep(PEEK_INTERVAL_S * 1.5)
-        return echo(entry, raw)
-
-    for i in range(6):
-        r.xadd(f"{prefix}:raw", {"body": json.dumps({"text": f"page {i}", "id": f"e{i}"})})
-    runner = make_runner(redis_url, prefix, process=lambda items: run_yielding(work, items), batch_size=3)
-    runner.spec.first = lambda m: not m.text.startswith("page")
-    runner.spec.peek = True
+    runner = _slow_pages(redis_url, prefix, r, 6, "e")
     commit, calls = runner._commit, {"n": 0}
 
     async def failing_second_commit(outcomes):
