@@ -30,6 +30,7 @@ from typing import Any
 import redis.asyncio as aredis
 import redis.exceptions
 
+from .entries import id_key
 from .packing import append_bulk, bulk_strings, pack, pack_into, read_replies
 
 # KEYS: input stream, output stream, dlq stream, errors hash, this consumer's fence
@@ -204,10 +205,9 @@ async def fenced_commit(client: aredis.Redis, target: Target, records: list[Reco
 
 
 def id_range(ids: list[str]) -> tuple[str, str]:
-    """The smallest and the largest of stream entry ids ("<ms>-<seq>"), compared as numbers. A batch is usually in
-    order, but need not be (a reclaimed one, a peek's)."""
-    keys = [(len(ms), ms, len(seq), seq, i) for i in ids for ms, _, seq in (i.partition("-"),)]
-    return min(keys)[4], max(keys)[4]
+    """The smallest and the largest of stream entry ids, compared as numbers. A batch is usually in order, but
+    need not be (a reclaimed one, a peek's)."""
+    return min(ids, key=id_key), max(ids, key=id_key)
 
 
 def _all_pending(ids: list[str], pending: list[Any]) -> bool:

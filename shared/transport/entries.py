@@ -71,6 +71,12 @@ class Outcome:
         return self.retry is None
 
 
+def id_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ("<ms>-<seq>") as numbers, to compare ids by: "9-0" comes before "10-0"."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def as_str(value: bytes | str) -> str:
     """An entry id, consumer or stream name as Redis answered it (bytes with the workers' clients) as text."""
     return value.decode() if isinstance(value, bytes) else value

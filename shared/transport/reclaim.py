@@ -11,7 +11,7 @@ import redis.exceptions as redis_exceptions
 
 from shared.logging import get_logger
 
-from .entries import Entry, as_str
+from .entries import Entry, as_str, id_key
 from .runner import StageRunner, _backoff, is_transient_redis
 
 log = get_logger("newsflow.reclaim")
@@ -144,9 +144,9 @@ async def safe_trim_id(redis: Any, stream: str, retention_ms: int) -> str | None
     for g in groups:
         summary = await redis.xpending(stream, g["name"])
         if summary["pending"]:
-            candidates.append(_id(as_str(summary["min"])))
+            candidates.append(id_key(as_str(summary["min"])))
         else:
-            ms, seq = _id(as_str(g["last-delivered-id"]))
+            ms, seq = id_key(as_str(g["last-delivered-id"]))
             candidates.append((ms, seq + 1))
     ms, seq = min(candidates)
     return f"{ms}-{seq}"
@@ -227,8 +227,3 @@ async def _maintain(runner: StageRunner) -> None:
             await asyncio.wait_for(runner.stopping.wait(), timeout=delay)
         except asyncio.TimeoutError:
             pass
-
-
-def _id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
