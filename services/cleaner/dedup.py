@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import redis.asyncio as aredis
 
+from shared.transport.entries import as_str
+
 
 class ExactDuplicateIndex:
     def __init__(self, redis: aredis.Redis, prefix: str, window_s: int = 7 * 24 * 3600) -> None:
@@ -29,6 +31,6 @@ class ExactDuplicateIndex:
             replies = await pipe.execute()
         out: dict[str, str | None] = {}
         for (article_id, _), first in zip(pairs, replies[1::2]):
-            first_id = first.decode() if isinstance(first, bytes) else first
+            first_id = as_str(first) if first is not None else None
             out[article_id] = first_id if first_id and first_id != article_id else None
         return out

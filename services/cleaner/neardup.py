@@ -42,6 +42,7 @@ import redis.exceptions as redis_exceptions
 from datasketch import MinHash
 
 from shared.logging import get_logger
+from shared.transport.entries import as_str
 
 log = get_logger("newsflow.cleaner")
 
@@ -284,7 +285,7 @@ class NearDuplicateIndex:
             found: dict[str, list[str]] = {}
             for key, members in zip(bands, reads[pos + 1 : pos + 1 + len(bands)]):
                 for member in members:
-                    cid = member.decode() if isinstance(member, bytes) else member
+                    cid = as_str(member)
                     if cid != aid:
                         found.setdefault(cid, []).append(key)
             pos += 1 + len(bands)
